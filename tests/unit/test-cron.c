@@ -1,0 +1,4 @@
+/* SPDX-License-Identifier: MIT */
+#include "tests.h"
+
+TEST_MAIN()
