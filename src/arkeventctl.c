@@ -2,7 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "build-config.h"
 #include "ctl/ctl.h"
 #include "shared/log.h"
 
@@ -15,6 +15,7 @@ typedef struct Verb {
 
 static const Verb verbs[] = {
         { "validate", "FILE...", "Check resource files and print every problem", verb_validate },
+        { "reload", "", "Reload configuration and resources, and wait for it", verb_reload },
 };
 
 static void help(void)

@@ -10,3 +10,4 @@
 #define CTL_EXIT_UNREACHABLE 3
 
 int verb_validate(int argc, char *argv[]);
+int verb_reload(int argc, char *argv[]);

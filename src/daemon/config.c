@@ -1,1 +1,233 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <limits.h>
+#include <yaml.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "shared/log.h"
+
+typedef enum ConfigType {
+        CONFIG_STRING,
+        CONFIG_PORT,
+        CONFIG_UNSIGNED,
+        CONFIG_UINT64,
+        CONFIG_LOG_LEVEL,
+} ConfigType;
+
+typedef struct ConfigKey {
+        const char *path;
+        ConfigType type;
+        size_t offset;
+} ConfigKey;
+
+#define KEY(p, t, field) { p, t, offsetof(Config, field) }
+
+static const ConfigKey config_keys[] = {
+        KEY("logLevel", CONFIG_LOG_LEVEL, log_level),
+        KEY("resourceDirectory", CONFIG_STRING, resource_dir),
+        KEY("stateDirectory", CONFIG_STRING, state_dir),
+        KEY("idleExitSeconds", CONFIG_UINT64, idle_exit_sec),
+        KEY("http.listenAddress", CONFIG_STRING, listen_address),
+        KEY("http.port", CONFIG_PORT, port),
+        KEY("http.publicURL", CONFIG_STRING, public_url),
+        KEY("http.maxBodyBytes", CONFIG_UINT64, max_body_bytes),
+        KEY("http.maxConnections", CONFIG_UNSIGNED, max_connections),
+        KEY("http.maxConnectionsPerIP", CONFIG_UNSIGNED, max_connections_per_ip),
+        KEY("http.connectionTimeoutSeconds", CONFIG_UNSIGNED, connection_timeout_sec),
+        KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
+        KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
+};
+
+int config_init(Config *c)
+{
+        *c = (Config){
+                .log_level = LOG_INFO,
+                .port = 8092,
+                .max_body_bytes = 1024 * 1024,
+                .max_connections = 1024,
+                .max_connections_per_ip = 256,
+                .connection_timeout_sec = 30,
+                .max_units_in_flight = 64,
+                .max_queued_runs = 10000,
+                .idle_exit_sec = 300,
+        };
+        c->resource_dir = strdup(RESOURCE_DIR);
+        c->state_dir = strdup(STATE_DIR);
+        if (!c->resource_dir || !c->state_dir)
+                return -ENOMEM;
+        return 0;
+}
+
+void config_done(Config *c)
+{
+        free(c->resource_dir);
+        free(c->state_dir);
+        free(c->listen_address);
+        free(c->public_url);
+        *c = (Config){};
+}
+
+static int set_value(Config *c, const ConfigKey *k, const char *v)
+{
+        void *p = (uint8_t *) c + k->offset;
+        unsigned long long u;
+        char *end;
+        int l;
+
+        switch (k->type) {
+        case CONFIG_STRING:
+                return free_and_strdup(p, v);
+        case CONFIG_LOG_LEVEL:
+                l = log_parse_level(v);
+                if (l < 0)
+                        return -EINVAL;
+                *(int *) p = l;
+                return 0;
+        case CONFIG_PORT:
+        case CONFIG_UNSIGNED:
+        case CONFIG_UINT64:
+                if (!*v || *v == '-')
+                        return -EINVAL;
+                errno = 0;
+                u = strtoull(v, &end, 10);
+                if (errno != 0 || *end)
+                        return -EINVAL;
+                if (k->type == CONFIG_PORT) {
+                        if (u == 0 || u > 65535)
+                                return -ERANGE;
+                        *(uint16_t *) p = (uint16_t) u;
+                } else if (k->type == CONFIG_UNSIGNED) {
+                        if (u > UINT_MAX)
+                                return -ERANGE;
+                        *(unsigned *) p = (unsigned) u;
+                } else
+                        *(uint64_t *) p = u;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void yaml_parser_deletep(yaml_parser_t *p)
+{
+        yaml_parser_delete(p);
+}
+
+static void yaml_document_deletep(yaml_document_t *d)
+{
+        yaml_document_delete(d);
+}
+
+static int walk(Config *c, const char *path, yaml_document_t *doc, yaml_node_t *node,
+                const char *prefix, unsigned *problems)
+{
+        if (node->type != YAML_MAPPING_NODE) {
+                log_warning("%s:%zu:%zu: warning: expected a mapping, ignoring.", path,
+                            node->start_mark.line + 1, node->start_mark.column + 1);
+                (*problems)++;
+                return 0;
+        }
+
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++) {
+                yaml_node_t *key = yaml_document_get_node(doc, pair->key);
+                yaml_node_t *value = yaml_document_get_node(doc, pair->value);
+                _cleanup_free_ char *full = NULL;
+                const ConfigKey *k = NULL;
+
+                if (!key || !value || key->type != YAML_SCALAR_NODE)
+                        continue;
+                if (asprintf(&full, "%s%s%s", prefix, *prefix ? "." : "",
+                             (const char *) key->data.scalar.value) < 0)
+                        return -ENOMEM;
+
+                if (value->type == YAML_MAPPING_NODE) {
+                        int r = walk(c, path, doc, value, full, problems);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                        if (streq(config_keys[i].path, full))
+                                k = &config_keys[i];
+                if (!k) {
+                        log_warning("%s:%zu:%zu: warning: unknown setting '%s', ignoring.", path,
+                                    key->start_mark.line + 1, key->start_mark.column + 1, full);
+                        (*problems)++;
+                        continue;
+                }
+                if (value->type != YAML_SCALAR_NODE ||
+                    set_value(c, k, (const char *) value->data.scalar.value) < 0) {
+                        log_warning("%s:%zu:%zu: warning: invalid value for '%s', keeping the "
+                                    "default.",
+                                    path, value->start_mark.line + 1,
+                                    value->start_mark.column + 1, full);
+                        (*problems)++;
+                }
+        }
+        return 0;
+}
+
+int config_load(Config *c, const char *path)
+{
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_(yaml_parser_deletep) yaml_parser_t parser = {};
+        _cleanup_(yaml_document_deletep) yaml_document_t doc = {};
+        unsigned problems = 0;
+        yaml_node_t *root;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : -errno;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_file(&parser, f);
+        if (!yaml_parser_load(&parser, &doc)) {
+                log_error("%s:%zu:%zu: error: %s", path, parser.problem_mark.line + 1,
+                          parser.problem_mark.column + 1, strna(parser.problem));
+                return -EBADMSG;
+        }
+
+        root = yaml_document_get_root_node(&doc);
+        if (!root) /* empty file */
+                return 0;
+        if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
+                return 0;
+
+        r = walk(c, path, &doc, root, "", &problems);
+        if (r < 0)
+                return r;
+        return (int) problems;
+}
+
+void config_dump(const Config *c, FILE *f)
+{
+        static const char *const level_names[] = { "emerg", "alert", "crit", "err",
+                                                    "warning", "notice", "info", "debug" };
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const ConfigKey *k = &config_keys[i];
+                const void *p = (const uint8_t *) c + k->offset;
+
+                fprintf(f, "%s: ", k->path);
+                switch (k->type) {
+                case CONFIG_STRING:
+                        fprintf(f, "%s\n", strempty(*(char *const *) p));
+                        break;
+                case CONFIG_LOG_LEVEL:
+                        fprintf(f, "%s\n", level_names[*(const int *) p & 7]);
+                        break;
+                case CONFIG_PORT:
+                        fprintf(f, "%u\n", *(const uint16_t *) p);
+                        break;
+                case CONFIG_UNSIGNED:
+                        fprintf(f, "%u\n", *(const unsigned *) p);
+                        break;
+                case CONFIG_UINT64:
+                        fprintf(f, "%" PRIu64 "\n", *(const uint64_t *) p);
+                        break;
+                }
+        }
+}

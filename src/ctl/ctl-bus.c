@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#include <signal.h>
+#include <systemd/sd-bus.h>
+
+#include "bus/bus-manager.h"
+#include "ctl.h"
+#include "shared/log.h"
+
+
+int verb_reload(int argc, char *argv[])
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *mainpid;
+        int r;
+
+        if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                printf("arkeventctl reload\n\nRe-read the configuration and /etc/arkevent.d, and "
+                       "wait until the daemon has applied them.\n");
+                return CTL_EXIT_OK;
+        }
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                       "Reload", &error, NULL, "");
+        if (r >= 0)
+                return CTL_EXIT_OK;
+
+        /* Without the bus (ExecReload= while dbus is down), fall back to SIGHUP. */
+        mainpid = getenv("MAINPID");
+        if (mainpid && atoi(mainpid) > 1 && kill(atoi(mainpid), SIGHUP) >= 0) {
+                log_warning("D-Bus call failed (%s), sent SIGHUP to %s instead.",
+                            error.message ?: strerror(-r), mainpid);
+                return CTL_EXIT_OK;
+        }
+
+        log_error("Failed to reload arkevent: %s", error.message ?: strerror(-r));
+        return sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) || r == -ENOENT ||
+                               r == -ECONNREFUSED
+                       ? CTL_EXIT_UNREACHABLE
+                       : CTL_EXIT_FAILURE;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon configuration, /etc/arkevent/arkevent.yaml. Every key has a default (shown in
+ * conf/arkevent.yaml); a key with a bad value is reported with file:line:column and keeps its
+ * default, so a typo never stops the daemon. */
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "shared/macro.h"
+
+typedef struct Config {
+        int log_level;
+        char *resource_dir;
+        char *state_dir;
+        /* HTTP */
+        char *listen_address; /* only used when not socket-activated */
+        uint16_t port;
+        char *public_url; /* base of webhookURL; default http://<hostname>:<port> */
+        uint64_t max_body_bytes;
+        unsigned max_connections;
+        unsigned max_connections_per_ip;
+        unsigned connection_timeout_sec;
+        /* engine */
+        unsigned max_units_in_flight;
+        unsigned max_queued_runs;
+        uint64_t idle_exit_sec; /* 0: never */
+} Config;
+
+/* Fills in the defaults. */
+int config_init(Config *c);
+void config_done(Config *c);
+
+/* Reads path on top of the defaults. A missing file is not an error (defaults apply). Returns the
+ * number of problems reported (>= 0), or negative errno when the file could not be read or is not
+ * YAML at all. */
+int config_load(Config *c, const char *path);
+
+/* One line per key, "key: value", as the daemon sees it (for --dump-config). */
+void config_dump(const Config *c, FILE *f);

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon's top-level object: owns the event loop, the configuration, the resources in effect,
+ * the HTTP server and the bus connection, and wires them together. */
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/config.h"
+#include "http/http-server.h"
+#include "model/model.h"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *bus_slot;
+        Config config;
+        char *config_path;
+        Registry *registry;
+        HttpServer *http;
+        unsigned n_runs_active;
+        unsigned n_reloads;
+        uint64_t start_usec; /* CLOCK_REALTIME */
+} Manager;
+
+int manager_new(const char *config_path, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Loads configuration and resources, connects to the bus, starts serving HTTP. */
+int manager_startup(Manager *m);
+
+/* Re-reads configuration and resources; resources that fail to load keep their previous version. */
+int manager_reload(Manager *m);
+
+/* Tells systemd READY=1 and runs the loop until asked to stop. Returns the exit code. */
+int manager_run(Manager *m);
+
+void manager_send_status(Manager *m);
