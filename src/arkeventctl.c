@@ -16,6 +16,10 @@ typedef struct Verb {
 static const Verb verbs[] = {
         { "validate", "FILE...", "Check resource files and print every problem", verb_validate },
         { "reload", "", "Reload configuration and resources, and wait for it", verb_reload },
+        { "start", "FLOW", "Start a run of a flow", verb_start },
+        { "show", "RUN", "Show a run and its activities", verb_show },
+        { "cancel", "RUN", "Cancel a run", verb_cancel },
+        { "api-token", "", "Print the REST API token (root only)", verb_api_token },
 };
 
 static void help(void)

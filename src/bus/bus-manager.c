@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+
 #include "build-config.h"
 #include "bus-manager.h"
+#include "engine/run-view.h"
+#include "shared/json-util.h"
 #include "shared/log.h"
 
 static int property_get_n_flows(sd_bus *bus, const char *path, const char *interface,
@@ -26,6 +30,13 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
 }
 
+static int property_get_n_runs_active(sd_bus *bus, const char *path, const char *interface,
+                                      const char *property, sd_bus_message *reply,
+                                      void *userdata, sd_bus_error *error)
+{
+        return sd_bus_message_append(reply, "u", (uint32_t) manager_n_runs_active(userdata));
+}
+
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
@@ -37,6 +48,99 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+#define BUS_ERROR_NOT_FOUND "dev.arkonis.ArkEvent1.Error.NotFound"
+#define BUS_ERROR_INVALID_ARGUMENT "dev.arkonis.ArkEvent1.Error.InvalidArgument"
+#define BUS_ERROR_QUEUE_FULL "dev.arkonis.ArkEvent1.Error.QueueFull"
+#define BUS_ERROR_UNAVAILABLE "dev.arkonis.ArkEvent1.Error.Unavailable"
+#define BUS_ERROR_ALREADY_FINISHED "dev.arkonis.ArkEvent1.Error.AlreadyFinished"
+
+static int method_start_run(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(json_object_putp) json_object *input = NULL;
+        _cleanup_free_ char *ns = NULL;
+        const char *flow, *input_json, *slash, *name;
+        Manager *m = userdata;
+        Flow *f;
+        Run *run;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &flow, &input_json);
+        if (r < 0)
+                return r;
+        if (!m->engine)
+                return sd_bus_error_set(error, BUS_ERROR_UNAVAILABLE,
+                                        "The flow engine is not available.");
+        if (*input_json) {
+                input = json_tokener_parse(input_json);
+                if (!input || !json_object_is_type(input, json_type_object))
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                                 "The input must be a JSON object.");
+        }
+        slash = strchr(flow, '/');
+        ns = slash ? strndup(flow, (size_t) (slash - flow)) : strdup("default");
+        if (!ns)
+                return -ENOMEM;
+        name = slash ? slash + 1 : flow;
+        f = registry_find_flow(m->registry, ns, name);
+        if (!f)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND, "No flow %s/%s.", ns, name);
+
+        r = engine_submit(m->engine, f, input, NULL, NULL, &run);
+        if (r == -ENOBUFS)
+                return sd_bus_error_set(error, BUS_ERROR_QUEUE_FULL, "The run queue is full.");
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot start the run: %m");
+        r = store_commit(m->store);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot store the run: %m");
+        return sd_bus_reply_method_return(msg, "t", (uint64_t) run->id);
+}
+
+static int method_get_run(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Manager *m = userdata;
+        uint64_t id;
+        int r;
+
+        r = sd_bus_message_read(msg, "t", &id);
+        if (r < 0)
+                return r;
+        if (!m->store)
+                return sd_bus_error_set(error, BUS_ERROR_UNAVAILABLE, "No run store.");
+        r = run_view_get(m->store, (int64_t) id, m->base_url, &o);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND, "No run %" PRIu64 ".", id);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(
+                msg, "s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+}
+
+static int method_cancel_run(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        uint64_t id;
+        int r;
+
+        r = sd_bus_message_read(msg, "t", &id);
+        if (r < 0)
+                return r;
+        if (!m->engine)
+                return sd_bus_error_set(error, BUS_ERROR_UNAVAILABLE,
+                                        "The flow engine is not available.");
+        r = engine_cancel(m->engine, (int64_t) id, "cancelled over D-Bus");
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND,
+                                         "No active run %" PRIu64 ".", id);
+        if (r == -EALREADY)
+                return sd_bus_error_setf(error, BUS_ERROR_ALREADY_FINISHED,
+                                         "Run %" PRIu64 " is already ending.", id);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -44,9 +148,19 @@ static const sd_bus_vtable manager_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NTriggers", "u", property_get_n_triggers, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("NRunsActive", "u", NULL, offsetof(Manager, n_runs_active),
+        SD_BUS_PROPERTY("NRunsActive", "u", property_get_n_runs_active, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD("Reload", "", "", method_reload, 0),
+        SD_BUS_METHOD_WITH_ARGS("StartRun", SD_BUS_ARGS("s", flow, "s", input_json),
+                                SD_BUS_RESULT("t", run_id), method_start_run, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetRun", SD_BUS_ARGS("t", run_id), SD_BUS_RESULT("s", json),
+                                method_get_run, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelRun", SD_BUS_ARGS("t", run_id), SD_BUS_NO_RESULT,
+                                method_cancel_run, 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RunStarted", SD_BUS_ARGS("t", run_id, "s", flow), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ActivityCompleted",
+                                SD_BUS_ARGS("t", run_id, "s", activity, "s", state), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RunFinished", SD_BUS_ARGS("t", run_id, "s", state), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -79,4 +193,30 @@ void bus_manager_emit_changed(Manager *m)
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
                                               "NFlows", "NTriggers", "NRunsActive", NULL);
+}
+
+void bus_manager_emit_run(Manager *m, Run *run)
+{
+        _cleanup_free_ char *flow = NULL;
+
+        if (!m->bus)
+                return;
+        if (run->state == RUN_RUNNING) {
+                if (asprintf(&flow, "%s/%s", run->ns, run->flow_name) < 0)
+                        return;
+                (void) sd_bus_emit_signal(m->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                          "RunStarted", "ts", (uint64_t) run->id, flow);
+        } else if (run_state_is_final(run->state))
+                (void) sd_bus_emit_signal(m->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                          "RunFinished", "ts", (uint64_t) run->id,
+                                          run_state_to_string(run->state));
+}
+
+void bus_manager_emit_activity(Manager *m, Activity *a)
+{
+        if (!m->bus || !activity_state_is_final(a->state))
+                return;
+        (void) sd_bus_emit_signal(m->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                  "ActivityCompleted", "tss", (uint64_t) a->run->id,
+                                  a->step->name, activity_state_to_string(a->state));
 }

@@ -14,3 +14,7 @@ int bus_manager_connect(Manager *m);
 
 /* Emits PropertiesChanged for the counters. */
 void bus_manager_emit_changed(Manager *m);
+
+/* Signals for run and activity state. */
+void bus_manager_emit_run(Manager *m, Run *run);
+void bus_manager_emit_activity(Manager *m, Activity *a);

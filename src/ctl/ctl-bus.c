@@ -2,8 +2,10 @@
 #include <signal.h>
 #include <systemd/sd-bus.h>
 
+#include "build-config.h"
 #include "bus/bus-manager.h"
 #include "ctl.h"
+#include "shared/fileio.h"
 #include "shared/log.h"
 
 
@@ -40,4 +42,33 @@ int verb_reload(int argc, char *argv[])
                                r == -ECONNREFUSED
                        ? CTL_EXIT_UNREACHABLE
                        : CTL_EXIT_FAILURE;
+}
+
+int verb_api_token(int argc, char *argv[])
+{
+        _cleanup_free_ char *path = NULL, *token = NULL;
+        int r;
+
+        if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                printf("arkeventctl api-token\n\nPrint the bearer token of the REST API "
+                       "(/api/v1/...). Needs root.\n");
+                return CTL_EXIT_OK;
+        }
+        if (asprintf(&path, "%s/api-token", getenv("ARKEVENT_STATE_DIRECTORY") ?: STATE_DIR) < 0)
+                return log_oom();
+        r = read_file_capped(path, 4096, &token, NULL);
+        if (r == -EACCES || r == -EPERM) {
+                log_error("Permission denied reading %s: the API token is for root.", path);
+                return CTL_EXIT_FAILURE;
+        }
+        if (r == -ENOENT) {
+                log_error("%s does not exist yet: start arkevent once to create it.", path);
+                return CTL_EXIT_FAILURE;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to read %s: %m", path);
+                return CTL_EXIT_FAILURE;
+        }
+        printf("%s\n", token);
+        return CTL_EXIT_OK;
 }

@@ -5,10 +5,14 @@
 #include "build-config.h"
 #include "bus/bus-manager.h"
 #include "http/http-api.h"
+#include "http/http-routes.h"
 #include "manager.h"
 #include "model/loader.h"
+#include "shared/fileio.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
+#include "shared/token.h"
+#include "triggers/trigger-tokens.h"
 
 int manager_new(const char *config_path, Manager **ret)
 {
@@ -39,15 +43,25 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        /* The engine and the store first: pending commits answer their HTTP requests. */
+        engine_free(m->engine);
+        store_free(m->store);
         http_server_free(m->http);
         sd_bus_slot_unref(m->bus_slot);
         sd_bus_flush_close_unref(m->bus);
         registry_free(m->registry);
         config_done(&m->config);
         free(m->config_path);
+        free(m->api_token);
+        free(m->base_url);
         sd_event_unref(m->event);
         free(m);
         return NULL;
+}
+
+unsigned manager_n_runs_active(Manager *m)
+{
+        return m->engine ? engine_n_active_runs(m->engine) : 0;
 }
 
 void manager_send_status(Manager *m)
@@ -56,7 +70,7 @@ void manager_send_status(Manager *m)
         size_t nt = m->registry ? m->registry->n_triggers : 0;
 
         (void) sd_notifyf(false, "STATUS=%zu flows, %zu triggers, %u runs active", nf, nt,
-                          m->n_runs_active);
+                          manager_n_runs_active(m));
 }
 
 static void log_diagnostics(const Diagnostics *diags)
@@ -89,6 +103,8 @@ static int manager_load_resources(Manager *m)
 
         registry_free(m->registry);
         m->registry = TAKE_PTR(reg);
+        if (m->store)
+                (void) trigger_tokens_sync(m->config.state_dir, m->registry, diags.n_errors == 0);
         log_info("Loaded %zu flows and %zu triggers from %s (%zu problems).",
                  m->registry->n_flows, m->registry->n_triggers, m->config.resource_dir,
                  diags.n_errors);
@@ -188,6 +204,97 @@ static int manager_listen_fd(Manager *m, int *ret_fd)
         return 0;
 }
 
+static void on_run_changed(Run *run, void *userdata)
+{
+        Manager *m = userdata;
+
+        if (run->state == RUN_RUNNING || run_state_is_final(run->state)) {
+                manager_send_status(m);
+                bus_manager_emit_changed(m);
+        }
+        bus_manager_emit_run(m, run);
+}
+
+static void on_activity_changed(Activity *a, void *userdata)
+{
+        bus_manager_emit_activity(userdata, a);
+}
+
+static int manager_setup_state(Manager *m)
+{
+        _cleanup_free_ char *db = NULL, *token = NULL;
+        char host[256];
+        int r;
+
+        r = mkdir_p(m->config.state_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", m->config.state_dir);
+
+        if (asprintf(&db, "%s/arkevent.db", m->config.state_dir) < 0 ||
+            asprintf(&token, "%s/api-token", m->config.state_dir) < 0)
+                return log_oom();
+        r = store_open(m->event, db, &m->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the database %s: %m", db);
+
+        r = token_load_or_create(token, &m->api_token);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read or create %s: %m", token);
+        if (r > 0)
+                log_info("Created the API token in %s.", token);
+
+        if (m->config.public_url && *m->config.public_url)
+                m->base_url = strdup(m->config.public_url);
+        else {
+                if (gethostname(host, sizeof(host)) < 0)
+                        strcpy(host, "localhost");
+                host[sizeof(host) - 1] = 0;
+                (void) asprintf(&m->base_url, "http://%s:%u", host, m->config.port);
+        }
+        if (!m->base_url)
+                return log_oom();
+        while (endswith(m->base_url, "/"))
+                m->base_url[strlen(m->base_url) - 1] = 0;
+        return 0;
+}
+
+static int manager_setup_engine(Manager *m)
+{
+        EngineConfig ec = {
+                .state_dir = m->config.state_dir,
+                .step_binary = STEP_BINARY,
+                .max_units_in_flight = m->config.max_units_in_flight,
+                .max_queued_runs = m->config.max_queued_runs,
+                .output_max_bytes = 1024 * 1024,
+        };
+        EngineListener l = {
+                .run_changed = on_run_changed,
+                .activity_changed = on_activity_changed,
+                .userdata = m,
+        };
+        const char *step = getenv("ARKEVENT_STEP_BINARY");
+        int r;
+
+        if (!m->bus)
+                return log_error_errno(ENOTCONN, "No system bus: runs cannot be started.");
+        if (step)
+                ec.step_binary = step;
+
+        r = engine_new(m->event, m->bus, m->store, &ec, &m->engine);
+        if (r < 0)
+                return r;
+        r = engine_add_listener(m->engine, &l);
+        if (r < 0)
+                return r;
+        r = http_triggers_setup(m);
+        if (r < 0)
+                return r;
+        r = engine_recover(m->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to recover unfinished runs: %m");
+        return 0;
+}
+
 int manager_startup(Manager *m)
 {
         HttpServerConfig hc;
@@ -210,6 +317,10 @@ int manager_startup(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGHUP: %m");
 
+        r = manager_setup_state(m);
+        if (r < 0)
+                return r;
+
         r = manager_load_resources(m);
         if (r < 0)
                 return r;
@@ -217,6 +328,12 @@ int manager_startup(Manager *m)
         r = bus_manager_connect(m);
         if (r < 0)
                 log_warning_errno(r, "Not on the system bus, continuing without D-Bus: %m");
+
+        r = manager_setup_engine(m);
+        if (r < 0) {
+                log_warning_errno(r, "The flow engine is disabled: %m");
+                m->engine = engine_free(m->engine);
+        }
 
         r = manager_listen_fd(m, &fd);
         if (r < 0)
@@ -233,7 +350,9 @@ int manager_startup(Manager *m)
                 close(fd);
                 return r;
         }
-        return 0;
+
+        /* What recovery wrote must not wait for the first event of the loop. */
+        return store_commit(m->store);
 }
 
 int manager_run(Manager *m)

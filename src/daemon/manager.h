@@ -8,6 +8,8 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/config.h"
+#include "engine/engine.h"
+#include "store/store.h"
 #include "http/http-server.h"
 #include "model/model.h"
 
@@ -19,7 +21,10 @@ typedef struct Manager {
         char *config_path;
         Registry *registry;
         HttpServer *http;
-        unsigned n_runs_active;
+        Store *store;
+        Engine *engine; /* NULL when systemd cannot be reached on the system bus */
+        char *api_token;
+        char *base_url;
         unsigned n_reloads;
         uint64_t start_usec; /* CLOCK_REALTIME */
 } Manager;
@@ -38,3 +43,5 @@ int manager_reload(Manager *m);
 int manager_run(Manager *m);
 
 void manager_send_status(Manager *m);
+
+unsigned manager_n_runs_active(Manager *m);

@@ -1,17 +1,76 @@
 /* SPDX-License-Identifier: MIT */
+#include <unistd.h>
+
 #include "build-config.h"
-#include "daemon/manager.h"
+#include "engine/engine.h"
 #include "http-api.h"
+#include "http-routes.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
-
-typedef int (*RouteHandler)(Manager *m, HttpRequest *req, char **captures);
+#include "shared/token.h"
 
 typedef struct Route {
         const char *method;
         const char *pattern;
         RouteHandler handler;
 } Route;
+
+const char *http_base_url(Manager *m)
+{
+        return m->base_url;
+}
+
+int http_check_api_token(Manager *m, HttpRequest *req)
+{
+        const char *auth = http_request_header(req, "Authorization");
+        const char *token = auth ? startswith(auth, "Bearer ") : NULL;
+
+        if (m->api_token && token && token_equal(token, m->api_token))
+                return 0;
+        (void) http_request_reply_error(req, 401, NULL,
+                                        token ? "invalid API token"
+                                              : "missing \"Authorization: Bearer <token>\" "
+                                                "(see 'arkeventctl api-token')");
+        return 1;
+}
+
+int http_parse_json_body(HttpRequest *req, json_object **ret)
+{
+        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        size_t size;
+        const char *body = http_request_body(req, &size);
+        json_object *o;
+
+        if (size == 0) {
+                *ret = json_object_new_object();
+                return *ret ? 0 : -ENOMEM;
+        }
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, body, (int) size);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != size) {
+                _cleanup_(json_object_putp) json_object *extra = json_object_new_object();
+                enum json_tokener_error e = json_tokener_get_error(tok);
+                size_t pos = json_tokener_get_parse_end(tok);
+                json_object_put(o);
+                json_object_object_add(extra, "offset", json_object_new_int64((int64_t) pos));
+                (void) http_request_reply_error(
+                        req, 400, TAKE_PTR(extra), "malformed JSON body at offset %zu: %s", pos,
+                        e == json_tokener_success ? "trailing data"
+                        : e == json_tokener_continue ? "unexpected end of input"
+                                                     : json_tokener_error_desc(e));
+                return 1;
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                (void) http_request_reply_error(req, 400, NULL, "the body must be a JSON object");
+                return 1;
+        }
+        *ret = o;
+        return 0;
+}
 
 static int route_healthz(Manager *m, HttpRequest *req, char **captures)
 {
@@ -24,13 +83,25 @@ static int route_healthz(Manager *m, HttpRequest *req, char **captures)
         json_object_object_add(o, "flows", json_object_new_int64((int64_t) m->registry->n_flows));
         json_object_object_add(o, "triggers",
                                json_object_new_int64((int64_t) m->registry->n_triggers));
-        json_object_object_add(o, "runsActive", json_object_new_int64(m->n_runs_active));
+        json_object_object_add(o, "runsActive", json_object_new_int64(manager_n_runs_active(m)));
+        json_object_object_add(o, "unitsInFlight",
+                               json_object_new_int64(m->engine ? engine_n_units_in_flight(m->engine)
+                                                               : 0));
+        json_object_object_add(o, "engine", json_object_new_boolean(m->engine != NULL));
         json_object_object_add(o, "reloads", json_object_new_int64(m->n_reloads));
         return http_request_reply_json(req, 200, o);
 }
 
 static const Route routes[] = {
         { "GET", "/healthz", route_healthz },
+        { "POST", "/api/v1/runs", route_runs_create },
+        { "GET", "/api/v1/runs", route_runs_list },
+        { "GET", "/api/v1/runs/{}", route_runs_get },
+        { "DELETE", "/api/v1/runs/{}", route_runs_cancel },
+        { "GET", "/api/v1/runs/{}/logs", route_runs_logs },
+        { "POST", "/triggers/{}/{}/fire", route_trigger_fire },
+        { "GET", "/api/v1/triggers", route_triggers_list },
+        { "GET", "/api/v1/triggers/{}/{}", route_triggers_get },
 };
 
 #define MAX_CAPTURES 4

@@ -112,6 +112,8 @@ int http_request_reply(HttpRequest *req, unsigned status, const char *content_ty
 
         if (req->replied || req->pending)
                 return -EALREADY;
+        /* Answered: whoever waited on it is done with it. */
+        req->on_abort = NULL;
 
         resp = MHD_create_response_from_buffer(size, (void *) body, MHD_RESPMEM_MUST_COPY);
         if (!resp)

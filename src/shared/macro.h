@@ -128,3 +128,12 @@ static inline int free_and_strdup(char **p, const char *s)
                 int _r_ = (expr);                                                                 \
                 _r_ < 0 ? -errno : _r_;                                                           \
         })
+
+/* Frees a and moves b into it (b is left NULL). */
+#define free_and_replace(a, b)                                                                    \
+        ({                                                                                        \
+                free(a);                                                                          \
+                (a) = (b);                                                                        \
+                (b) = NULL;                                                                       \
+                0;                                                                                \
+        })

@@ -1,0 +1,1452 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include "engine.h"
+#include "engine/unit-start.h"
+#include "model/loader.h"
+#include "model/template.h"
+#include "shared/fileio.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+#include "shared/strv.h"
+#include "shared/time-util.h"
+
+typedef struct QueueEntry {
+        int64_t run_id;
+        size_t index;
+} QueueEntry;
+
+struct Engine {
+        sd_event *event;
+        sd_bus *bus;
+        Store *store;
+        EngineConfig config;
+        char *state_dir;
+        char *step_binary;
+        Run **runs; /* not finished, in order of creation */
+        size_t n_runs, n_runs_allocated;
+        QueueEntry *queue; /* activities ready to start, waiting for a unit slot (FIFO ring) */
+        size_t queue_head, queue_len, queue_allocated;
+        unsigned n_units_in_flight;
+        sd_bus_slot *match_slot;
+        EngineListener *listeners;
+        size_t n_listeners;
+};
+
+static const char *const run_state_table[_RUN_STATE_MAX] = {
+        [RUN_PENDING] = "Pending",     [RUN_RUNNING] = "Running",
+        [RUN_SUCCEEDED] = "Succeeded", [RUN_FAILED] = "Failed",
+        [RUN_CANCELLED] = "Cancelled", [RUN_TIMED_OUT] = "TimedOut",
+};
+
+static const char *const activity_state_table[_ACTIVITY_STATE_MAX] = {
+        [ACTIVITY_PENDING] = "Pending",     [ACTIVITY_QUEUED] = "Queued",
+        [ACTIVITY_WAITING] = "Waiting",     [ACTIVITY_STARTING] = "Starting",
+        [ACTIVITY_RUNNING] = "Running",     [ACTIVITY_SUCCEEDED] = "Succeeded",
+        [ACTIVITY_FAILED] = "Failed",       [ACTIVITY_TIMED_OUT] = "TimedOut",
+        [ACTIVITY_SKIPPED] = "Skipped",     [ACTIVITY_CANCELLED] = "Cancelled",
+};
+
+const char *run_state_to_string(RunState s)
+{
+        return s >= 0 && s < _RUN_STATE_MAX ? run_state_table[s] : NULL;
+}
+
+RunState run_state_from_string(const char *s)
+{
+        for (int i = 0; s && i < _RUN_STATE_MAX; i++)
+                if (streq(run_state_table[i], s))
+                        return (RunState) i;
+        return _RUN_STATE_INVALID;
+}
+
+const char *activity_state_to_string(ActivityState s)
+{
+        return s >= 0 && s < _ACTIVITY_STATE_MAX ? activity_state_table[s] : NULL;
+}
+
+ActivityState activity_state_from_string(const char *s)
+{
+        for (int i = 0; s && i < _ACTIVITY_STATE_MAX; i++)
+                if (streq(activity_state_table[i], s))
+                        return (ActivityState) i;
+        return _ACTIVITY_STATE_INVALID;
+}
+
+static void engine_dispatch(Engine *e);
+static void run_advance(Run *run);
+static int activity_start_unit(Activity *a);
+
+/* ---- runs in memory ---------------------------------------------------------------------- */
+
+static void activity_done(Activity *a)
+{
+        sd_event_source_disable_unref(a->retry_source);
+        sd_bus_slot_unref(a->start_slot);
+        free(a->unit);
+        free(a->invocation_id);
+        free(a->result);
+        free(a->output);
+        free(a->reason);
+        free(a->announced_result);
+}
+
+static Run *run_free(Run *run)
+{
+        if (!run)
+                return NULL;
+        for (size_t i = 0; i < run->n_activities; i++)
+                activity_done(&run->activities[i]);
+        free(run->activities);
+        sd_event_source_disable_unref(run->timeout_source);
+        flow_free(run->flow);
+        json_object_put(run->input);
+        json_object_put(run->trigger_ctx);
+        free(run->flow_yaml);
+        free(run->name);
+        free(run->ns);
+        free(run->flow_name);
+        free(run->trigger);
+        free(run->output);
+        free(run->error);
+        free(run->dir);
+        free(run->workspace);
+        free(run);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Run *, run_free);
+
+Run *engine_find_run(Engine *e, int64_t id)
+{
+        /* Runs are kept in creation order, so ids ascend: binary search. */
+        size_t lo = 0, hi = e->n_runs;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (e->runs[mid]->id == id)
+                        return e->runs[mid];
+                if (e->runs[mid]->id < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static int engine_add_run(Engine *e, Run *run)
+{
+        size_t pos = e->n_runs;
+
+        if (e->n_runs >= e->n_runs_allocated) {
+                size_t n = MAX(64u, e->n_runs_allocated * 2);
+                Run **r = realloc(e->runs, n * sizeof(Run *));
+                if (!r)
+                        return -ENOMEM;
+                e->runs = r;
+                e->n_runs_allocated = n;
+        }
+        /* Recovered runs may arrive out of order; keep the array sorted. */
+        while (pos > 0 && e->runs[pos - 1]->id > run->id)
+                pos--;
+        memmove(e->runs + pos + 1, e->runs + pos, (e->n_runs - pos) * sizeof(Run *));
+        e->runs[pos] = run;
+        e->n_runs++;
+        return 0;
+}
+
+static void engine_remove_run(Engine *e, Run *run)
+{
+        for (size_t i = 0; i < e->n_runs; i++)
+                if (e->runs[i] == run) {
+                        memmove(e->runs + i, e->runs + i + 1, (e->n_runs - i - 1) * sizeof(Run *));
+                        e->n_runs--;
+                        return;
+                }
+}
+
+unsigned engine_n_active_runs(Engine *e)
+{
+        return (unsigned) e->n_runs;
+}
+
+unsigned engine_n_queued_runs(Engine *e)
+{
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_runs; i++)
+                if (e->runs[i]->state == RUN_PENDING)
+                        n++;
+        return n;
+}
+
+unsigned engine_n_units_in_flight(Engine *e)
+{
+        return e->n_units_in_flight;
+}
+
+Store *engine_store(Engine *e)
+{
+        return e->store;
+}
+
+int engine_add_listener(Engine *e, const EngineListener *l)
+{
+        EngineListener *n = realloc(e->listeners, (e->n_listeners + 1) * sizeof(EngineListener));
+        if (!n)
+                return -ENOMEM;
+        e->listeners = n;
+        e->listeners[e->n_listeners++] = *l;
+        return 0;
+}
+
+static void notify_run(Run *run)
+{
+        Engine *e = run->engine;
+        for (size_t i = 0; i < e->n_listeners; i++)
+                if (e->listeners[i].run_changed)
+                        e->listeners[i].run_changed(run, e->listeners[i].userdata);
+}
+
+static void notify_activity(Activity *a)
+{
+        Engine *e = a->run->engine;
+        for (size_t i = 0; i < e->n_listeners; i++)
+                if (e->listeners[i].activity_changed)
+                        e->listeners[i].activity_changed(a, e->listeners[i].userdata);
+}
+
+/* ---- persistence ------------------------------------------------------------------------- */
+
+static int64_t usec_or_null(uint64_t u)
+{
+        return (int64_t) u;
+}
+
+static int run_save(Run *run)
+{
+        int r = store_exec(run->engine->store, NULL,
+                           "UPDATE runs SET state=?, output=?, error=?, started_usec=?, "
+                           "finished_usec=? WHERE id=?",
+                           "sssiii", run_state_to_string(run->state), run->output, run->error,
+                           usec_or_null(run->started_usec), usec_or_null(run->finished_usec),
+                           run->id);
+        if (r < 0)
+                log_error_errno(r, "Failed to record run %" PRIi64 ": %m", run->id);
+        return r;
+}
+
+static int activity_save(Activity *a)
+{
+        int r = store_exec(a->run->engine->store, NULL,
+                           "UPDATE activities SET state=?, attempts=?, exit_code=?, result=?, "
+                           "unit=?, invocation_id=?, output=?, reason=?, started_usec=?, "
+                           "finished_usec=? WHERE id=?",
+                           "siisssssiii", activity_state_to_string(a->state), (int64_t) a->attempt,
+                           (int64_t) a->exit_code, a->result, a->unit, a->invocation_id,
+                           a->output, a->reason, usec_or_null(a->started_usec),
+                           usec_or_null(a->finished_usec), a->id);
+        if (r < 0)
+                log_error_errno(r, "Failed to record activity %s of run %" PRIi64 ": %m",
+                                a->step->name, a->run->id);
+        return r;
+}
+
+static void run_event(Run *run, const char *type, json_object *data)
+{
+        const char *text = data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN) : NULL;
+        (void) store_exec(run->engine->store, NULL,
+                          "INSERT INTO events(run_id, usec, type, data) VALUES (?, ?, ?, ?)", "iiss",
+                          run->id, (int64_t) now_usec(CLOCK_REALTIME), type, text);
+        json_object_put(data);
+}
+
+static void activity_set_state(Activity *a, ActivityState s)
+{
+        json_object *d;
+
+        a->state = s;
+        (void) activity_save(a);
+        d = json_object_new_object();
+        if (d) {
+                json_object_object_add(d, "activity", json_object_new_string(a->step->name));
+                json_object_object_add(d, "state",
+                                       json_object_new_string(activity_state_to_string(s)));
+                json_object_object_add(d, "attempt", json_object_new_int((int) a->attempt));
+                if (a->reason)
+                        json_object_object_add(d, "reason", json_object_new_string(a->reason));
+        }
+        run_event(a->run, "activity", d);
+        notify_activity(a);
+}
+
+/* ---- templates --------------------------------------------------------------------------- */
+
+static json_object *run_template_context(Run *run)
+{
+        json_object *ctx = json_object_new_object(), *pipeline, *steps;
+
+        if (!ctx)
+                return NULL;
+        pipeline = json_object_new_object();
+        steps = json_object_new_object();
+        json_object_object_add(pipeline, "input", json_object_get(run->input));
+        json_object_object_add(ctx, "pipeline", pipeline);
+        for (size_t i = 0; i < run->n_activities; i++) {
+                Activity *a = &run->activities[i];
+                json_object *s = json_object_new_object();
+                json_object_object_add(s, "output", json_object_new_string(strempty(a->output)));
+                json_object_object_add(
+                        s, "state", json_object_new_string(activity_state_to_string(a->state)));
+                json_object_object_add(steps, a->step->name, s);
+        }
+        json_object_object_add(ctx, "steps", steps);
+        if (run->trigger_ctx)
+                json_object_object_add(ctx, "trigger", json_object_get(run->trigger_ctx));
+        return ctx;
+}
+
+/* ---- scheduling -------------------------------------------------------------------------- */
+
+static int queue_push(Engine *e, Activity *a)
+{
+        if (e->queue_len >= e->queue_allocated) {
+                size_t n = MAX(64u, e->queue_allocated * 2);
+                QueueEntry *q = malloc(n * sizeof(QueueEntry));
+                if (!q)
+                        return -ENOMEM;
+                for (size_t i = 0; i < e->queue_len; i++)
+                        q[i] = e->queue[(e->queue_head + i) % e->queue_allocated];
+                free(e->queue);
+                e->queue = q;
+                e->queue_head = 0;
+                e->queue_allocated = n;
+        }
+        e->queue[(e->queue_head + e->queue_len) % e->queue_allocated] =
+                (QueueEntry){ a->run->id, a->index };
+        e->queue_len++;
+        return 0;
+}
+
+static Activity *queue_pop(Engine *e)
+{
+        while (e->queue_len > 0) {
+                QueueEntry q = e->queue[e->queue_head];
+                Run *run;
+
+                e->queue_head = (e->queue_head + 1) % e->queue_allocated;
+                e->queue_len--;
+                /* Entries of runs that ended meanwhile are dropped here. */
+                run = engine_find_run(e, q.run_id);
+                if (run && q.index < run->n_activities &&
+                    run->activities[q.index].state == ACTIVITY_QUEUED && !run->ending)
+                        return &run->activities[q.index];
+        }
+        return NULL;
+}
+
+static void engine_dispatch(Engine *e)
+{
+        while (e->n_units_in_flight < e->config.max_units_in_flight) {
+                Activity *a = queue_pop(e);
+                if (!a)
+                        break;
+                if (activity_start_unit(a) < 0)
+                        continue;
+        }
+}
+
+static bool deps_state(Run *run, const Step *step, bool *ret_any_failed)
+{
+        bool all_done = true;
+
+        *ret_any_failed = false;
+        STRV_FOREACH(d, step->depends_on) {
+                Step *ds = flow_find_step(run->flow, *d);
+                if (!ds)
+                        continue;
+                Activity *da = &run->activities[ds - run->flow->steps];
+                if (da->state == ACTIVITY_SUCCEEDED || da->state == ACTIVITY_SKIPPED)
+                        continue;
+                if (activity_state_is_final(da->state))
+                        *ret_any_failed = true;
+                all_done = false;
+        }
+        return all_done;
+}
+
+static void activity_finish(Activity *a, ActivityState s, const char *reason)
+{
+        if (reason)
+                (void) free_and_strdup(&a->reason, reason);
+        if (!a->finished_usec || !activity_state_is_final(a->state))
+                a->finished_usec = now_usec(CLOCK_REALTIME);
+        activity_set_state(a, s);
+}
+
+static void activity_make_ready(Activity *a)
+{
+        Run *run = a->run;
+
+        if (a->step->if_expr) {
+                _cleanup_(json_object_putp) json_object *ctx = run_template_context(run);
+                _cleanup_free_ char *v = NULL;
+
+                if (!ctx || template_expand(a->step->if_expr, ctx, &v) < 0) {
+                        activity_finish(a, ACTIVITY_FAILED, "cannot evaluate if:");
+                        run->ending = true;
+                        run->final_state = RUN_FAILED;
+                        return;
+                }
+                if (!template_truthy(v)) {
+                        _cleanup_free_ char *why = NULL;
+                        (void) asprintf(&why, "condition is false: %s", a->step->if_expr);
+                        activity_finish(a, ACTIVITY_SKIPPED, why);
+                        return;
+                }
+        }
+
+        activity_set_state(a, ACTIVITY_QUEUED);
+        if (queue_push(run->engine, a) < 0)
+                log_oom();
+}
+
+static void run_finish(Run *run)
+{
+        Engine *e = run->engine;
+        json_object *d;
+
+        run->state = run->final_state;
+        run->finished_usec = now_usec(CLOCK_REALTIME);
+
+        if (run->state == RUN_SUCCEEDED) {
+                if (run->flow->output) {
+                        _cleanup_(json_object_putp) json_object *ctx = run_template_context(run);
+                        _cleanup_free_ char *out = NULL;
+                        if (ctx && template_expand(run->flow->output, ctx, &out) >= 0)
+                                free_and_replace(run->output, out);
+                } else
+                        for (size_t i = run->n_activities; i > 0; i--)
+                                if (run->activities[i - 1].state == ACTIVITY_SUCCEEDED) {
+                                        (void) free_and_strdup(&run->output,
+                                                               run->activities[i - 1].output);
+                                        break;
+                                }
+        }
+
+        (void) run_save(run);
+        d = json_object_new_object();
+        if (d) {
+                json_object_object_add(d, "state",
+                                       json_object_new_string(run_state_to_string(run->state)));
+                if (run->error)
+                        json_object_object_add(d, "error", json_object_new_string(run->error));
+        }
+        run_event(run, "run", d);
+
+        {
+                const char *fields[] = { NULL, NULL, "ARKEVENT_EVENT=run-finished", NULL };
+                char f1[64], f2[512];
+                snprintf(f1, sizeof(f1), "ARKEVENT_RUN=%" PRIi64, run->id);
+                snprintf(f2, sizeof(f2), "ARKEVENT_FLOW=%s/%s", run->ns, run->flow_name);
+                fields[0] = f1;
+                fields[1] = f2;
+                log_struct(LOG_INFO, fields, "Run %" PRIi64 " of %s/%s %s%s%s.", run->id, run->ns,
+                           run->flow_name, run_state_to_string(run->state),
+                           run->error ? ": " : "", strempty(run->error));
+        }
+
+        sd_event_source_disable_unref(TAKE_PTR(run->timeout_source));
+        notify_run(run);
+        engine_remove_run(e, run);
+
+        /* A slot of this flow may have freed up. */
+        for (size_t i = 0; i < e->n_runs; i++) {
+                Run *p = e->runs[i];
+                if (p->state == RUN_PENDING && p->committed && streq(p->ns, run->ns) &&
+                    streq(p->flow_name, run->flow_name)) {
+                        run_advance(p);
+                        break;
+                }
+        }
+        run_free(run);
+}
+
+static unsigned flow_running_runs(Engine *e, const char *ns, const char *name)
+{
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_runs; i++)
+                if (e->runs[i]->state == RUN_RUNNING && streq(e->runs[i]->ns, ns) &&
+                    streq(e->runs[i]->flow_name, name))
+                        n++;
+        return n;
+}
+
+static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Moves a run forward: starts it when its flow has room, makes ready activities ready, and
+ * finishes it when nothing is left to do. */
+static void run_advance(Run *run)
+{
+        Engine *e = run->engine;
+        bool busy = false;
+
+        if (!run->committed)
+                return;
+
+        if (run->state == RUN_PENDING) {
+                if (run->flow->concurrency > 0 &&
+                    flow_running_runs(e, run->ns, run->flow_name) >= run->flow->concurrency)
+                        return;
+                run->state = RUN_RUNNING;
+                run->started_usec = now_usec(CLOCK_REALTIME);
+                (void) run_save(run);
+                run_event(run, "run", NULL);
+                notify_run(run);
+                if (run->flow->timeout_usec > 0 && !run->timeout_source)
+                        (void) sd_event_add_time_relative(e->event, &run->timeout_source,
+                                                          CLOCK_MONOTONIC,
+                                                          run->flow->timeout_usec, 0,
+                                                          on_run_timeout, run);
+        }
+
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < run->n_activities; i++) {
+                        Activity *a = &run->activities[i];
+                        bool failed_dep;
+
+                        if (a->state != ACTIVITY_PENDING)
+                                continue;
+                        if (run->ending) {
+                                activity_finish(a, run->final_state == RUN_FAILED
+                                                           ? ACTIVITY_SKIPPED
+                                                           : ACTIVITY_CANCELLED,
+                                                run->error ?: "run ended");
+                                continue;
+                        }
+                        if (!deps_state(run, a->step, &failed_dep))
+                                continue;
+                        activity_make_ready(a);
+                        /* A skipped activity may make its dependents ready. */
+                        if (activity_state_is_final(a->state))
+                                again = true;
+                }
+        }
+
+        for (size_t i = 0; i < run->n_activities; i++) {
+                ActivityState s = run->activities[i].state;
+                if (!activity_state_is_final(s)) {
+                        if (run->ending && (s == ACTIVITY_QUEUED || s == ACTIVITY_WAITING)) {
+                                Activity *a = &run->activities[i];
+                                sd_event_source_disable_unref(TAKE_PTR(a->retry_source));
+                                activity_finish(a, run->final_state == RUN_FAILED
+                                                           ? ACTIVITY_SKIPPED
+                                                           : ACTIVITY_CANCELLED,
+                                                run->error ?: "run ended");
+                                continue;
+                        }
+                        busy = true;
+                }
+        }
+
+        if (!busy) {
+                if (!run->ending)
+                        run->final_state = RUN_SUCCEEDED;
+                run_finish(run);
+                return;
+        }
+        engine_dispatch(e);
+}
+
+static void run_fail(Run *run, RunState final, const char *error)
+{
+        if (run->ending)
+                return;
+        run->ending = true;
+        run->final_state = final;
+        (void) free_and_strdup(&run->error, error);
+}
+
+/* ---- units ------------------------------------------------------------------------------- */
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Activity *a = userdata;
+
+        a->retry_source = sd_event_source_disable_unref(a->retry_source);
+        if (a->state != ACTIVITY_WAITING)
+                return 0;
+        activity_set_state(a, ACTIVITY_QUEUED);
+        if (queue_push(a->run->engine, a) < 0)
+                log_oom();
+        engine_dispatch(a->run->engine);
+        return 0;
+}
+
+/* The attempt ended (or could not start). Decides between success, retry and failure. */
+static void activity_attempt_ended(Activity *a, ActivityState outcome, const char *reason)
+{
+        Run *run = a->run;
+        Engine *e = run->engine;
+
+        if (activity_state_is_active(a->state)) {
+                if (e->n_units_in_flight > 0)
+                        e->n_units_in_flight--;
+                if (run->n_active > 0)
+                        run->n_active--;
+        }
+        (void) store_exec(e->store, NULL,
+                          "UPDATE attempts SET state=?, exit_code=?, result=?, invocation_id=?, "
+                          "finished_usec=? WHERE activity_id=? AND number=?",
+                          "sissiii", activity_state_to_string(outcome), (int64_t) a->exit_code,
+                          a->result, a->invocation_id, (int64_t) now_usec(CLOCK_REALTIME), a->id,
+                          (int64_t) a->attempt);
+
+        {
+                const char *fields[] = { NULL, NULL, NULL, NULL };
+                char f1[64], f2[512], f3[512];
+                snprintf(f1, sizeof(f1), "ARKEVENT_RUN=%" PRIi64, run->id);
+                snprintf(f2, sizeof(f2), "ARKEVENT_FLOW=%s/%s", run->ns, run->flow_name);
+                snprintf(f3, sizeof(f3), "ARKEVENT_ACTIVITY=%s", a->step->name);
+                fields[0] = f1;
+                fields[1] = f2;
+                fields[2] = f3;
+                log_struct(outcome == ACTIVITY_SUCCEEDED ? LOG_INFO : LOG_NOTICE, fields,
+                           "Run %" PRIi64 " activity %s attempt %u: %s%s%s", run->id,
+                           a->step->name, a->attempt, activity_state_to_string(outcome),
+                           reason ? ": " : "", strempty(reason));
+        }
+
+        if (outcome != ACTIVITY_SUCCEEDED && !run->ending &&
+            a->attempt <= a->step->retries_limit) {
+                uint64_t backoff = a->step->retries_backoff_usec;
+                for (unsigned i = 1; i < a->attempt && backoff < 3600 * USEC_PER_SEC; i++)
+                        backoff *= 2;
+                (void) free_and_strdup(&a->reason, reason);
+                activity_set_state(a, ACTIVITY_WAITING);
+                if (sd_event_add_time_relative(e->event, &a->retry_source, CLOCK_MONOTONIC,
+                                               backoff, 0, on_retry, a) < 0)
+                        on_retry(NULL, 0, a);
+                engine_dispatch(e);
+                return;
+        }
+
+        if (outcome != ACTIVITY_SUCCEEDED && run->ending && run->final_state != RUN_FAILED)
+                outcome = run->final_state == RUN_TIMED_OUT ? ACTIVITY_TIMED_OUT
+                                                            : ACTIVITY_CANCELLED;
+        activity_finish(a, outcome, reason);
+        if (outcome != ACTIVITY_SUCCEEDED) {
+                _cleanup_free_ char *err = NULL;
+                (void) asprintf(&err, "activity %s %s%s%s", a->step->name,
+                                outcome == ACTIVITY_TIMED_OUT ? "timed out" : "failed",
+                                reason ? ": " : "", strempty(reason));
+                run_fail(run, RUN_FAILED, err);
+        }
+        run_advance(run);
+}
+
+static char *activity_path(Activity *a, const char *suffix)
+{
+        char *p = NULL;
+        if (asprintf(&p, "%s/meta/%zu%s", a->run->dir, a->index, suffix) < 0)
+                return NULL;
+        return p;
+}
+
+static char *attempt_result_path(Activity *a)
+{
+        char *p = NULL;
+        if (asprintf(&p, "%s/meta/%zu-%u.result", a->run->dir, a->index, a->attempt) < 0)
+                return NULL;
+        return p;
+}
+
+static void activity_read_output(Activity *a)
+{
+        _cleanup_free_ char *out_path = activity_path(a, ".output");
+        _cleanup_free_ char *cap_path = activity_path(a, ".stdout");
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+
+        if (out_path && read_file_capped(out_path, a->run->engine->config.output_max_bytes,
+                                         &data, &size) >= 0 &&
+            size > 0) {
+                free_and_replace(a->output, data);
+                return;
+        }
+        free(TAKE_PTR(data));
+        if (cap_path && read_file_capped(cap_path, a->run->engine->config.output_max_bytes,
+                                         &data, &size) >= 0) {
+                /* A trailing newline is the shell's, not the step's. */
+                while (size > 0 && data[size - 1] == '\n')
+                        data[--size] = 0;
+                free_and_replace(a->output, data);
+        }
+}
+
+/* Reads the result the unit's ExecStopPost= left. Returns 0 when found, -ENOENT if not there. */
+static int activity_read_result(Activity *a, ActivityState *ret_state, char **ret_reason)
+{
+        _cleanup_free_ char *path = attempt_result_path(a), *text = NULL;
+        _cleanup_free_ char *result = NULL, *code = NULL, *status = NULL;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_capped(path, 4096, &text, NULL);
+        if (r < 0)
+                return r;
+
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                const char *v;
+                if ((v = startswith(line, "SERVICE_RESULT=")))
+                        result = strdup(v);
+                else if ((v = startswith(line, "EXIT_CODE=")))
+                        code = strdup(v);
+                else if ((v = startswith(line, "EXIT_STATUS=")))
+                        status = strdup(v);
+        }
+        return unit_result_interpret(result, code, status, &a->exit_code, &a->result, ret_state,
+                                     ret_reason);
+}
+
+static void activity_unit_ended(Activity *a)
+{
+        _cleanup_free_ char *reason = NULL;
+        ActivityState s;
+        int r;
+
+        r = activity_read_result(a, &s, &reason);
+        if (r < 0) {
+                /* No record from ExecStopPost=: use what systemd announced. */
+                char code[32], status[32];
+                snprintf(code, sizeof(code), "%s",
+                         a->announced_code == 1   ? "exited"
+                         : a->announced_code == 2 ? "killed"
+                         : a->announced_code == 3 ? "dumped"
+                                                  : "");
+                snprintf(status, sizeof(status), "%i", a->announced_status);
+                (void) unit_result_interpret(a->announced_result ?: "resources", code, status,
+                                             &a->exit_code, &a->result, &s, &reason);
+        }
+        activity_read_output(a);
+        activity_attempt_ended(a, s, reason);
+}
+
+static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const sd_bus_error *err = sd_bus_message_get_error(reply);
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (a->state != ACTIVITY_STARTING)
+                return 0;
+
+        if (err && !sd_bus_error_has_name(err, "org.freedesktop.systemd1.UnitExists")) {
+                _cleanup_free_ char *reason = NULL;
+                (void) asprintf(&reason, "cannot start unit %s: %s", a->unit, err->message);
+                a->exit_code = -1;
+                activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                return 0;
+        }
+
+        /* Started, or already there (a start we sent before a restart): either way it is ours
+         * now. If it already ended, its result file says so. */
+        activity_set_state(a, ACTIVITY_RUNNING);
+        if (err) {
+                ActivityState s;
+                _cleanup_free_ char *probe = attempt_result_path(a);
+                if (probe && access(probe, F_OK) >= 0)
+                        activity_unit_ended(a);
+                (void) s;
+        }
+        return 0;
+}
+
+static int activity_start_unit(Activity *a)
+{
+        Run *run = a->run;
+        Engine *e = run->engine;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(json_object_putp) json_object *ctx = NULL;
+        _cleanup_free_ char *out_path = NULL, *cap_path = NULL, *res_path = NULL;
+        UnitSpec spec = {};
+        int r;
+
+        a->attempt++;
+        free(a->unit);
+        if (asprintf(&a->unit, "arkevent-%" PRIi64 "-%zu-%u.service", run->id, a->index,
+                     a->attempt) < 0)
+                return log_oom();
+        if (!a->started_usec)
+                a->started_usec = now_usec(CLOCK_REALTIME);
+        a->seen_active = false;
+        a->exit_code = -1;
+        a->announced_code = 0;
+        free(TAKE_PTR(a->result));
+        free(TAKE_PTR(a->announced_result));
+
+        out_path = activity_path(a, ".output");
+        cap_path = activity_path(a, ".stdout");
+        res_path = attempt_result_path(a);
+        ctx = run_template_context(run);
+        if (!out_path || !cap_path || !res_path || !ctx)
+                return log_oom();
+
+        /* Fresh output files for this attempt, owned by whoever the step runs as. */
+        (void) unlink(res_path);
+        r = prepare_output_file(out_path, a->step->user);
+        if (r >= 0)
+                r = prepare_output_file(cap_path, a->step->user);
+        if (r < 0) {
+                activity_attempt_ended(a, ACTIVITY_FAILED, "cannot prepare the output files");
+                return r;
+        }
+
+        spec = (UnitSpec){
+                .unit = a->unit,
+                .run_id = run->id,
+                .ns = run->ns,
+                .flow = run->flow_name,
+                .flow_def = run->flow,
+                .step = a->step,
+                .attempt = a->attempt,
+                .workspace = run->workspace,
+                .input_path = NULL,
+                .output_path = out_path,
+                .capture_path = cap_path,
+                .result_path = res_path,
+                .step_binary = e->step_binary,
+                .output_max_bytes = e->config.output_max_bytes,
+                .template_ctx = ctx,
+        };
+        _cleanup_free_ char *input_path = NULL;
+        if (asprintf(&input_path, "%s/meta/input.json", run->dir) < 0)
+                return log_oom();
+        spec.input_path = input_path;
+
+        r = unit_start_message(e->bus, &spec, &m);
+        if (r < 0) {
+                _cleanup_free_ char *reason = NULL;
+                (void) asprintf(&reason, "cannot build the unit: %s", strerror(-r));
+                activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                return r;
+        }
+
+        /* Recorded before the call: a restart finds the attempt and adopts its unit. */
+        (void) store_exec(e->store, NULL,
+                          "INSERT OR IGNORE INTO attempts(activity_id, number, unit, state, "
+                          "started_usec) VALUES (?, ?, ?, 'Starting', ?)",
+                          "iisi", a->id, (int64_t) a->attempt, a->unit,
+                          (int64_t) now_usec(CLOCK_REALTIME));
+        e->n_units_in_flight++;
+        run->n_active++;
+        activity_set_state(a, ACTIVITY_STARTING);
+
+        r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+        if (r < 0) {
+                _cleanup_free_ char *reason = NULL;
+                (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
+                activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- the unit watcher -------------------------------------------------------------------- */
+
+static Activity *engine_find_unit(Engine *e, const char *unit)
+{
+        int64_t run_id;
+        size_t index;
+        unsigned attempt;
+        int n = 0;
+        Run *run;
+
+        if (sscanf(unit, "arkevent-%" SCNi64 "-%zu-%u.service%n", &run_id, &index, &attempt, &n) !=
+                    3 ||
+            unit[n] != 0)
+                return NULL;
+        run = engine_find_run(e, run_id);
+        if (!run || index >= run->n_activities)
+                return NULL;
+        if (run->activities[index].attempt != attempt)
+                return NULL;
+        return &run->activities[index];
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+        _cleanup_free_ char *unit = NULL;
+        const char *iface, *active = NULL;
+        Activity *a;
+        int r;
+
+        r = sd_bus_path_decode(sd_bus_message_get_path(m), "/org/freedesktop/systemd1/unit",
+                               &unit);
+        if (r <= 0 || !startswith(unit, "arkevent-"))
+                return 0;
+        a = engine_find_unit(e, unit);
+        if (!a || !activity_state_is_active(a->state))
+                return 0;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0)
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                const char *prop, *s;
+                int32_t i;
+
+                if (sd_bus_message_read(m, "s", &prop) < 0)
+                        return 0;
+                if (streq(prop, "ActiveState") && sd_bus_message_read(m, "v", "s", &s) >= 0)
+                        active = s;
+                else if (streq(prop, "Result") && sd_bus_message_read(m, "v", "s", &s) >= 0)
+                        (void) free_and_strdup(&a->announced_result, s);
+                else if (streq(prop, "ExecMainCode") && sd_bus_message_read(m, "v", "i", &i) >= 0)
+                        a->announced_code = i;
+                else if (streq(prop, "ExecMainStatus") &&
+                         sd_bus_message_read(m, "v", "i", &i) >= 0)
+                        a->announced_status = i;
+                else if (streq(prop, "InvocationID")) {
+                        const uint8_t *id;
+                        size_t sz;
+                        if (sd_bus_message_enter_container(m, 'v', "ay") >= 0) {
+                                if (sd_bus_message_read_array(m, 'y', (const void **) &id, &sz) >=
+                                            0 &&
+                                    sz == 16) {
+                                        char hex[33];
+                                        for (size_t k = 0; k < 16; k++)
+                                                snprintf(hex + 2 * k, 3, "%02x", id[k]);
+                                        (void) free_and_strdup(&a->invocation_id, hex);
+                                }
+                                (void) sd_bus_message_exit_container(m);
+                        }
+                } else
+                        (void) sd_bus_message_skip(m, "v");
+                (void) sd_bus_message_exit_container(m);
+        }
+
+        if (!active)
+                return 0;
+        if (streq(active, "active") || streq(active, "activating") ||
+            streq(active, "deactivating") || streq(active, "reloading")) {
+                a->seen_active = true;
+                return 0;
+        }
+        if ((streq(active, "inactive") || streq(active, "failed")) &&
+            (a->seen_active || streq(active, "failed")))
+                activity_unit_ended(a);
+        return 0;
+}
+
+/* ---- submit, cancel, timeout ------------------------------------------------------------- */
+
+static int run_prepare_dirs(Run *run)
+{
+        _cleanup_free_ char *meta = NULL, *input = NULL;
+        int r;
+
+        if (asprintf(&run->dir, "%s/runs/%" PRIi64, run->engine->state_dir, run->id) < 0 ||
+            asprintf(&run->workspace, "%s/workspace", run->dir) < 0 ||
+            asprintf(&meta, "%s/meta", run->dir) < 0 ||
+            asprintf(&input, "%s/meta/input.json", run->dir) < 0)
+                return -ENOMEM;
+
+        r = mkdir_p(run->workspace, 0755);
+        if (r < 0)
+                return r;
+        r = mkdir_p(meta, 0755);
+        if (r < 0)
+                return r;
+        if (access(input, F_OK) < 0)
+                return write_file_atomic(input,
+                                         json_object_to_json_string_ext(
+                                                 run->input, JSON_C_TO_STRING_PLAIN |
+                                                                     JSON_C_TO_STRING_NOSLASHESCAPE),
+                                         0644);
+        return 0;
+}
+
+static int run_load_flow(Run *run)
+{
+        ResourceDoc **docs = NULL;
+        size_t n_docs = 0;
+        _cleanup_(diag_done) Diagnostics diags = {};
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        if (asprintf(&name, "<run %" PRIi64 ">", run->id) < 0)
+                return -ENOMEM;
+        r = resource_text_parse(name, run->flow_yaml, strlen(run->flow_yaml), &docs, &n_docs,
+                                &diags);
+        if (r >= 0) {
+                r = -EBADMSG;
+                for (size_t i = 0; i < n_docs; i++)
+                        if (docs[i]->flow && !run->flow) {
+                                run->flow = TAKE_PTR(docs[i]->flow);
+                                r = 0;
+                        }
+        }
+        for (size_t i = 0; i < n_docs; i++)
+                resource_doc_free(docs[i]);
+        free(docs);
+        return r;
+}
+
+static int run_init_activities(Run *run)
+{
+        run->activities = new0(Activity, run->flow->n_steps);
+        if (!run->activities)
+                return -ENOMEM;
+        run->n_activities = run->flow->n_steps;
+        for (size_t i = 0; i < run->n_activities; i++) {
+                Activity *a = &run->activities[i];
+                a->run = run;
+                a->index = i;
+                a->step = &run->flow->steps[i];
+                a->exit_code = -1;
+        }
+        return 0;
+}
+
+static void on_run_committed(Store *s, int error, void *userdata)
+{
+        Engine *e = userdata;
+
+        /* Everything created up to this commit may start now. */
+        for (size_t i = 0; i < e->n_runs; i++) {
+                Run *run = e->runs[i];
+                if (run->committed)
+                        continue;
+                run->committed = true;
+                run_advance(run);
+                /* run_advance() may have finished (and removed) the run. */
+                if (i < e->n_runs && e->runs[i] != run)
+                        i--;
+        }
+}
+
+static json_object *merge_input(const Flow *flow, json_object *input)
+{
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        if (flow->input_defaults && json_object_is_type(flow->input_defaults, json_type_object)) {
+                json_object_object_foreach(flow->input_defaults, k, v)
+                        json_object_object_add(o, k, json_object_get(v));
+        }
+        if (input && json_object_is_type(input, json_type_object)) {
+                json_object_object_foreach(input, k2, v2)
+                        json_object_object_add(o, k2, json_object_get(v2));
+        }
+        return o;
+}
+
+int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *trigger,
+                  json_object *trigger_ctx, Run **ret)
+{
+        _cleanup_(run_freep) Run *run = NULL;
+        int64_t now = (int64_t) now_usec(CLOCK_REALTIME);
+        int r;
+
+        if (e->n_runs >= e->config.max_queued_runs) {
+                json_object_put(trigger_ctx);
+                return -ENOBUFS;
+        }
+
+        run = new0(Run, 1);
+        if (!run) {
+                json_object_put(trigger_ctx);
+                return -ENOMEM;
+        }
+        run->engine = e;
+        run->trigger_ctx = trigger_ctx;
+        run->state = RUN_PENDING;
+        run->created_usec = (uint64_t) now;
+        run->ns = strdup(flow->namespace);
+        run->flow_name = strdup(flow->name);
+        run->flow_yaml = strdup(strempty(flow->raw_yaml));
+        run->trigger = trigger ? strdup(trigger) : NULL;
+        run->input = merge_input(flow, input);
+        if (!run->ns || !run->flow_name || !run->flow_yaml || !run->input ||
+            (trigger && !run->trigger))
+                return -ENOMEM;
+
+        r = store_exec(e->store, &run->id,
+                       "INSERT INTO runs(namespace, flow, kind, state, input, trigger, flow_yaml, "
+                       "created_usec) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?)",
+                       "ssssssi", run->ns, run->flow_name,
+                       flow->kind == RESOURCE_WORKFLOW ? "Workflow" : "ArkFlow",
+                       json_object_to_json_string_ext(run->input, JSON_C_TO_STRING_PLAIN),
+                       run->trigger, run->flow_yaml, now);
+        if (r < 0)
+                return r;
+
+        r = run_load_flow(run);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the flow of run %" PRIi64 ": %m",
+                                       run->id);
+        r = run_init_activities(run);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < run->n_activities; i++) {
+                Activity *a = &run->activities[i];
+                a->created_usec = (uint64_t) now;
+                r = store_exec(e->store, &a->id,
+                               "INSERT INTO activities(run_id, step_index, name, state, "
+                               "created_usec) VALUES (?, ?, ?, 'Pending', ?)",
+                               "iisi", run->id, (int64_t) i, a->step->name, now);
+                if (r < 0)
+                        return r;
+        }
+        if (asprintf(&run->name, "%s-%" PRIi64, run->flow_name, run->id) < 0)
+                return -ENOMEM;
+        (void) store_exec(e->store, NULL, "UPDATE runs SET name=? WHERE id=?", "si", run->name,
+                          run->id);
+
+        r = run_prepare_dirs(run);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the workspace of run %" PRIi64 ": %m",
+                                       run->id);
+
+        r = engine_add_run(e, run);
+        if (r < 0)
+                return r;
+        run_event(run, "run", NULL);
+        {
+                const char *fields[] = { NULL, NULL, "ARKEVENT_EVENT=run-created", NULL };
+                char f1[64], f2[512];
+                snprintf(f1, sizeof(f1), "ARKEVENT_RUN=%" PRIi64, run->id);
+                snprintf(f2, sizeof(f2), "ARKEVENT_FLOW=%s/%s", run->ns, run->flow_name);
+                fields[0] = f1;
+                fields[1] = f2;
+                log_struct(LOG_INFO, fields, "Run %" PRIi64 " of %s/%s created%s%s.", run->id,
+                           run->ns, run->flow_name, trigger ? " by " : "", strempty(trigger));
+        }
+
+        /* Nothing starts before the run is on disk. */
+        r = store_on_commit(e->store, on_run_committed, e);
+        if (r < 0) {
+                engine_remove_run(e, run);
+                return r;
+        }
+        if (ret)
+                *ret = run;
+        TAKE_PTR(run);
+        return 0;
+}
+
+static void unit_stop(Engine *e, const char *unit)
+{
+        (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                        "/org/freedesktop/systemd1",
+                                        "org.freedesktop.systemd1.Manager", "StopUnit", NULL, NULL,
+                                        "ss", unit, "replace");
+}
+
+static void run_stop(Run *run, RunState final, const char *reason)
+{
+        run_fail(run, final, reason);
+        for (size_t i = 0; i < run->n_activities; i++)
+                if (activity_state_is_active(run->activities[i].state))
+                        unit_stop(run->engine, run->activities[i].unit);
+        run_advance(run);
+}
+
+unsigned engine_count_trigger_runs(Engine *e, const char *trigger)
+{
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_runs; i++)
+                if (streq_ptr(e->runs[i]->trigger, trigger) && !e->runs[i]->ending)
+                        n++;
+        return n;
+}
+
+unsigned engine_cancel_trigger_runs(Engine *e, const char *trigger, const char *reason)
+{
+        unsigned n = 0;
+        /* run_stop() may finish and remove runs: restart the scan after each. */
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < e->n_runs; i++) {
+                        Run *run = e->runs[i];
+                        if (streq_ptr(run->trigger, trigger) && !run->ending) {
+                                run_stop(run, RUN_CANCELLED, reason);
+                                n++;
+                                again = true;
+                                break;
+                        }
+                }
+        }
+        return n;
+}
+
+int engine_cancel(Engine *e, int64_t run_id, const char *reason)
+{
+        Run *run = engine_find_run(e, run_id);
+        if (!run)
+                return -ENOENT;
+        if (run->ending)
+                return -EALREADY;
+        run_stop(run, RUN_CANCELLED, reason ?: "cancelled");
+        return 0;
+}
+
+static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Run *run = userdata;
+        _cleanup_free_ char *why = NULL;
+
+        run->timeout_source = sd_event_source_disable_unref(run->timeout_source);
+        (void) asprintf(&why, "flow timed out after %" PRIu64 "s",
+                        run->flow->timeout_usec / USEC_PER_SEC);
+        run_stop(run, RUN_TIMED_OUT, why);
+        return 0;
+}
+
+/* ---- recovery ---------------------------------------------------------------------------- */
+
+static void on_get_unit_reply_adopt(Activity *a, bool exists)
+{
+        _cleanup_free_ char *probe = attempt_result_path(a);
+
+        if (probe && access(probe, F_OK) >= 0) {
+                activity_unit_ended(a);
+                return;
+        }
+        if (exists) {
+                a->seen_active = true; /* ended-or-running: the next inactive means ended */
+                return;
+        }
+        a->exit_code = -1;
+        activity_attempt_ended(a, ACTIVITY_FAILED,
+                               "the unit disappeared while arkevent was not running");
+}
+
+static int on_get_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+        on_get_unit_reply_adopt(a, !sd_bus_message_is_method_error(reply, NULL));
+        return 0;
+}
+
+static int recover_run(Engine *e, sqlite3_stmt *st)
+{
+        _cleanup_(run_freep) Run *run = NULL;
+        _cleanup_free_ char *input = NULL;
+        sqlite3_stmt *act;
+        int r;
+
+        run = new0(Run, 1);
+        if (!run)
+                return -ENOMEM;
+        run->engine = e;
+        run->id = sqlite3_column_int64(st, 0);
+        run->name = store_column_strdup(st, 1);
+        run->ns = store_column_strdup(st, 2);
+        run->flow_name = store_column_strdup(st, 3);
+        run->state = run_state_from_string((const char *) sqlite3_column_text(st, 4));
+        input = store_column_strdup(st, 5);
+        run->trigger = store_column_strdup(st, 6);
+        run->flow_yaml = store_column_strdup(st, 7);
+        run->created_usec = (uint64_t) sqlite3_column_int64(st, 8);
+        run->started_usec = (uint64_t) sqlite3_column_int64(st, 9);
+        run->committed = true;
+        if (!run->ns || !run->flow_name || !run->flow_yaml || run->state < 0)
+                return -EBADMSG;
+        run->input = input ? json_tokener_parse(input) : json_object_new_object();
+        if (!run->input)
+                run->input = json_object_new_object();
+
+        r = run_load_flow(run);
+        if (r < 0)
+                return r;
+        r = run_init_activities(run);
+        if (r < 0)
+                return r;
+        r = run_prepare_dirs(run);
+        if (r < 0)
+                return r;
+
+        r = store_query(e->store, &act,
+                        "SELECT step_index, id, state, attempts, exit_code, result, unit, "
+                        "invocation_id, output, reason, created_usec, started_usec, "
+                        "finished_usec FROM activities WHERE run_id=?",
+                        "i", run->id);
+        if (r < 0)
+                return r;
+        while (sqlite3_step(act) == SQLITE_ROW) {
+                size_t idx = (size_t) sqlite3_column_int64(act, 0);
+                Activity *a;
+                if (idx >= run->n_activities)
+                        continue;
+                a = &run->activities[idx];
+                a->id = sqlite3_column_int64(act, 1);
+                a->state = activity_state_from_string((const char *) sqlite3_column_text(act, 2));
+                a->attempt = (unsigned) sqlite3_column_int(act, 3);
+                a->exit_code = sqlite3_column_type(act, 4) == SQLITE_NULL
+                                       ? -1
+                                       : sqlite3_column_int(act, 4);
+                a->result = store_column_strdup(act, 5);
+                a->unit = store_column_strdup(act, 6);
+                a->invocation_id = store_column_strdup(act, 7);
+                a->output = store_column_strdup(act, 8);
+                a->reason = store_column_strdup(act, 9);
+                a->created_usec = (uint64_t) sqlite3_column_int64(act, 10);
+                a->started_usec = (uint64_t) sqlite3_column_int64(act, 11);
+                a->finished_usec = (uint64_t) sqlite3_column_int64(act, 12);
+                if (a->state < 0)
+                        a->state = ACTIVITY_PENDING;
+        }
+        sqlite3_reset(act);
+
+        r = engine_add_run(e, run);
+        if (r < 0)
+                return r;
+        TAKE_PTR(run);
+        return 0;
+}
+
+int engine_recover(Engine *e)
+{
+        sqlite3_stmt *st;
+        unsigned n = 0;
+        int r;
+
+        r = store_query(e->store, &st,
+                        "SELECT id, name, namespace, flow, state, input, trigger, flow_yaml, "
+                        "created_usec, started_usec FROM runs "
+                        "WHERE state IN ('Pending', 'Running') ORDER BY id",
+                        NULL);
+        if (r < 0)
+                return r;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                r = recover_run(e, st);
+                if (r < 0)
+                        log_error_errno(r, "Failed to recover run %" PRIi64 ", ignoring: %m",
+                                        (int64_t) sqlite3_column_int64(st, 0));
+                else
+                        n++;
+        }
+        sqlite3_reset(st);
+        if (n > 0)
+                log_info("Recovering %u unfinished runs.", n);
+
+        /* Re-attach: units we know were started are looked up; a start that may not have
+         * reached systemd is sent again under the same unit name, which systemd refuses if it
+         * did (UnitExists), so no attempt ever runs twice. */
+        for (size_t i = 0; i < e->n_runs; i++) {
+                Run *run = e->runs[i];
+                for (size_t k = 0; k < run->n_activities; k++) {
+                        Activity *a = &run->activities[k];
+
+                        if (a->state == ACTIVITY_RUNNING) {
+                                e->n_units_in_flight++;
+                                run->n_active++;
+                                r = sd_bus_call_method_async(
+                                        e->bus, &a->start_slot, "org.freedesktop.systemd1",
+                                        "/org/freedesktop/systemd1",
+                                        "org.freedesktop.systemd1.Manager", "GetUnit",
+                                        on_get_unit_reply, a, "s", a->unit);
+                                if (r < 0)
+                                        on_get_unit_reply_adopt(a, false);
+                        } else if (a->state == ACTIVITY_STARTING) {
+                                /* Re-send the same attempt. */
+                                a->attempt--;
+                                a->state = ACTIVITY_QUEUED;
+                                (void) activity_start_unit(a);
+                        } else if (a->state == ACTIVITY_QUEUED) {
+                                (void) queue_push(e, a);
+                        } else if (a->state == ACTIVITY_WAITING) {
+                                a->state = ACTIVITY_QUEUED;
+                                (void) queue_push(e, a);
+                        }
+                }
+        }
+        for (size_t i = 0; i < e->n_runs; i++) {
+                Run *run = e->runs[i];
+                run_advance(run);
+                if (i < e->n_runs && e->runs[i] != run)
+                        i--;
+        }
+        engine_dispatch(e);
+        return (int) n;
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *config,
+               Engine **ret)
+{
+        _cleanup_(engine_freep) Engine *e = NULL;
+        _cleanup_free_ char *runs = NULL;
+        int r;
+
+        e = new0(Engine, 1);
+        if (!e)
+                return -ENOMEM;
+        e->event = sd_event_ref(event);
+        e->bus = sd_bus_ref(bus);
+        e->store = store;
+        e->config = *config;
+        e->state_dir = strdup(config->state_dir);
+        e->step_binary = strdup(config->step_binary);
+        if (!e->state_dir || !e->step_binary)
+                return -ENOMEM;
+        e->config.state_dir = e->state_dir;
+        e->config.step_binary = e->step_binary;
+        if (e->config.max_units_in_flight == 0)
+                e->config.max_units_in_flight = 1;
+
+        if (asprintf(&runs, "%s/runs", e->state_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_p(runs, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", runs);
+
+        /* One match for every unit's PropertiesChanged: the match rule budget (512 per
+         * connection) does not grow with the number of units. */
+        r = sd_bus_add_match(bus, &e->match_slot,
+                             "type='signal',sender='org.freedesktop.systemd1',"
+                             "interface='org.freedesktop.DBus.Properties',"
+                             "member='PropertiesChanged',"
+                             "path_namespace='/org/freedesktop/systemd1/unit'",
+                             on_properties_changed, e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch systemd's unit signals: %m");
+
+        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
+
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+Engine *engine_free(Engine *e)
+{
+        if (!e)
+                return NULL;
+        for (size_t i = 0; i < e->n_runs; i++)
+                run_free(e->runs[i]);
+        free(e->runs);
+        free(e->queue);
+        free(e->listeners);
+        sd_bus_slot_unref(e->match_slot);
+        sd_bus_unref(e->bus);
+        sd_event_unref(e->event);
+        free(e->state_dir);
+        free(e->step_binary);
+        free(e);
+        return NULL;
+}

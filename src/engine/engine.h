@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The flow engine: the scheduler (concurrency, per-flow parallelism, queue), the one place that
+ * starts units (StartTransientUnit), and the unit watcher (systemd's signals) that turns unit
+ * ends into activity results and carries each run's DAG on. */
+
+#include "engine/run.h"
+#include "store/store.h"
+
+typedef struct EngineConfig {
+        const char *state_dir;
+        const char *step_binary;
+        unsigned max_units_in_flight;
+        unsigned max_queued_runs;
+        uint64_t output_max_bytes;
+} EngineConfig;
+
+/* Told about state changes, in order; for D-Bus signals, webhooks, flow-output triggers and
+ * sync waiters. A run's final state is told once, after it is stored. */
+typedef struct EngineListener {
+        void (*run_changed)(Run *run, void *userdata);
+        void (*activity_changed)(Activity *a, void *userdata);
+        void *userdata;
+} EngineListener;
+
+int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *config,
+               Engine **ret);
+Engine *engine_free(Engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
+
+int engine_add_listener(Engine *e, const EngineListener *l);
+
+/* Creates a run of flow with input (merged over the flow's defaults; NULL for none), records it,
+ * and schedules it once recorded. trigger_ctx is the .trigger template context (taken; may be
+ * NULL). Returns -ENOBUFS when the queue is full. */
+int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *trigger,
+                  json_object *trigger_ctx, Run **ret);
+
+/* Stops every unit of the run; the run ends Cancelled. -ENOENT: not an active run. */
+int engine_cancel(Engine *e, int64_t run_id, const char *reason);
+
+/* At start: picks up runs that were not finished, re-attaches to their units, records what
+ * ended while the daemon was down, and carries the DAGs on. */
+int engine_recover(Engine *e);
+
+Run *engine_find_run(Engine *e, int64_t id);
+/* Active runs fired by trigger ("ns/name"). */
+unsigned engine_count_trigger_runs(Engine *e, const char *trigger);
+/* Cancels every active run fired by trigger; returns how many. */
+unsigned engine_cancel_trigger_runs(Engine *e, const char *trigger, const char *reason);
+unsigned engine_n_active_runs(Engine *e);
+unsigned engine_n_queued_runs(Engine *e);
+unsigned engine_n_units_in_flight(Engine *e);
+Store *engine_store(Engine *e);

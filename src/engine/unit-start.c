@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "model/template.h"
+#include "shared/log.h"
+#include "shared/strv.h"
+#include "shared/time-util.h"
+#include "unit-start.h"
+
+char *env_name_from(const char *prefix, const char *name)
+{
+        char *r = NULL;
+        if (asprintf(&r, "%s%s", prefix, name) < 0)
+                return NULL;
+        for (char *p = r + strlen(prefix); *p; p++)
+                *p = isalnum((unsigned char) *p) ? (char) toupper((unsigned char) *p) : '_';
+        return r;
+}
+
+int prepare_output_file(const char *path, const char *user)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        if (user) {
+                struct passwd *pw = getpwnam(user);
+                if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static int append_prop_s(sd_bus_message *m, const char *name, const char *v)
+{
+        return sd_bus_message_append(m, "(sv)", name, "s", v);
+}
+
+static int append_prop_b(sd_bus_message *m, const char *name, int v)
+{
+        return sd_bus_message_append(m, "(sv)", name, "b", v);
+}
+
+static int append_prop_t(sd_bus_message *m, const char *name, uint64_t v)
+{
+        return sd_bus_message_append(m, "(sv)", name, "t", v);
+}
+
+static int append_exec(sd_bus_message *m, const char *prop, char **argv)
+{
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", prop);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', "a(sasb)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sasb)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'r', "sasb");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", argv[0]);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, argv);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "b", 0);
+        for (int i = 0; i < 4 && r >= 0; i++)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* ExecStopPostEx= with the "privileged" flag ('+'): runs outside RootDirectory=, User= and the
+ * sandbox, so it can always write the result file. */
+static int append_stop_post(sd_bus_message *m, const char *binary, const char *result_path)
+{
+        char *argv[] = { (char *) binary, (char *) "record", (char *) result_path, NULL };
+        char *flags[] = { (char *) "privileged", NULL };
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", "ExecStopPostEx");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', "a(sasas)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sasas)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'r', "sasas");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", binary);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, argv);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, flags);
+        for (int i = 0; i < 4 && r >= 0; i++)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+static int append_binds(sd_bus_message *m, const char *prop, const Volume *v, size_t n,
+                        bool read_only, const char *extra_src, const char *extra_dst)
+{
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", prop);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', "a(ssbt)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(ssbt)");
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (v[i].read_only == read_only)
+                        r = sd_bus_message_append(m, "(ssbt)", v[i].host, v[i].target, 0,
+                                                  (uint64_t) MS_REC);
+        if (r >= 0 && extra_src)
+                r = sd_bus_message_append(m, "(ssbt)", extra_src, extra_dst, 0,
+                                          (uint64_t) MS_REC);
+        for (int i = 0; i < 3 && r >= 0; i++)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+static int build_env(const UnitSpec *s, char ***ret)
+{
+        _cleanup_strv_free_ char **env = NULL;
+        char *e;
+        int r;
+
+#define PUSHF(...)                                                                                \
+        do {                                                                                      \
+                if (asprintf(&e, __VA_ARGS__) < 0)                                                \
+                        return -ENOMEM;                                                           \
+                r = strv_push(&env, e);                                                           \
+                if (r < 0)                                                                        \
+                        return r;                                                                 \
+        } while (0)
+
+        PUSHF("ARKEVENT_RUN_ID=%" PRIi64, s->run_id);
+        PUSHF("ARKEVENT_FLOW=%s/%s", s->ns, s->flow);
+        PUSHF("ARKEVENT_ACTIVITY=%s", s->step->name);
+        PUSHF("ARKEVENT_ATTEMPT=%u", s->attempt);
+        PUSHF("ARKEVENT_INPUT=%s", s->input_path);
+        PUSHF("ARKEVENT_OUTPUT=%s", s->output_path);
+        PUSHF("ARKEVENT_WORKSPACE=%s", s->workspace);
+
+        /* Values reach the step as environment, never as shell text. */
+        for (size_t i = 0; i < s->step->n_inputs; i++) {
+                _cleanup_free_ char *v = NULL, *name = NULL;
+                r = template_expand(s->step->inputs[i].value, s->template_ctx, &v);
+                if (r < 0)
+                        return r;
+                name = env_name_from("INPUT_", s->step->inputs[i].key);
+                if (!name)
+                        return -ENOMEM;
+                PUSHF("%s=%s", name, v);
+        }
+        for (size_t i = 0; i < s->step->n_env; i++) {
+                _cleanup_free_ char *v = NULL;
+                r = template_expand(s->step->env[i].value, s->template_ctx, &v);
+                if (r < 0)
+                        return r;
+                PUSHF("%s=%s", s->step->env[i].key, v);
+        }
+#undef PUSHF
+        *ret = TAKE_PTR(env);
+        return 0;
+}
+
+int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_strv_free_ char **env = NULL, **argv = NULL;
+        _cleanup_free_ char *desc = NULL, *max = NULL;
+        const char *image = s->step->image ?: s->flow_def->image;
+        const char *workdir = s->workspace;
+        struct stat st;
+        bool in_image = false;
+        int r;
+
+        r = build_env(s, &env);
+        if (r < 0)
+                return r;
+
+        if (image && image[0] == '/' && stat(image, &st) >= 0)
+                in_image = true;
+
+        /* The command: the step's own, wrapped so its standard output is also captured. Inside
+         * an image the wrapper is not there: output then comes from $ARKEVENT_OUTPUT alone. */
+        if (!in_image) {
+                if (asprintf(&max, "%" PRIu64, s->output_max_bytes) < 0)
+                        return -ENOMEM;
+                char *pre[] = { (char *) s->step_binary, (char *) "run",
+                                (char *) s->capture_path, max, (char *) "--", NULL };
+                argv = strv_copy(pre);
+                if (!argv)
+                        return -ENOMEM;
+        }
+        if (s->step->command)
+                STRV_FOREACH(c, s->step->command) {
+                        r = strv_extend(&argv, *c);
+                        if (r < 0)
+                                return r;
+                }
+        else {
+                r = strv_extend(&argv, "/bin/sh");
+                if (r >= 0)
+                        r = strv_extend(&argv, "-c");
+                if (r >= 0)
+                        r = strv_extend(&argv, strempty(s->step->run));
+                if (r < 0)
+                        return r;
+        }
+
+        if (asprintf(&desc, "arkevent run %" PRIi64 " %s/%s: %s (attempt %u)", s->run_id, s->ns,
+                     s->flow, s->step->name, s->attempt) < 0)
+                return -ENOMEM;
+
+        r = sd_bus_message_new_method_call(bus, &m, "org.freedesktop.systemd1",
+                                           "/org/freedesktop/systemd1",
+                                           "org.freedesktop.systemd1.Manager",
+                                           "StartTransientUnit");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", s->unit, "fail");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r < 0)
+                return r;
+
+        r = append_prop_s(m, "Description", desc);
+        if (r >= 0)
+                r = append_prop_s(m, "Slice", "arkevent.slice");
+        if (r >= 0)
+                r = append_prop_s(m, "Type", "exec");
+        /* The unit may go as soon as it ends: ExecStopPost= has written down its result. */
+        if (r >= 0)
+                r = append_prop_s(m, "CollectMode", "inactive-or-failed");
+        if (r >= 0)
+                r = append_exec(m, "ExecStart", argv);
+        if (r >= 0)
+                r = append_stop_post(m, s->step_binary, s->result_path);
+        if (r >= 0 && in_image) {
+                const char *target = s->flow_def->mount_path ?: "/workspace";
+                r = append_prop_s(m, S_ISDIR(st.st_mode) ? "RootDirectory" : "RootImage", image);
+                if (r >= 0)
+                        r = append_binds(m, "BindPaths", s->step->volumes, s->step->n_volumes,
+                                         false, s->workspace, target);
+                workdir = target;
+        } else if (r >= 0 && (s->step->n_volumes > 0 || s->flow_def->n_volumes > 0))
+                r = append_binds(m, "BindPaths", s->step->volumes, s->step->n_volumes, false,
+                                 NULL, NULL);
+        if (r >= 0 && s->step->n_volumes > 0)
+                r = append_binds(m, "BindReadOnlyPaths", s->step->volumes, s->step->n_volumes,
+                                 true, NULL, NULL);
+        if (r >= 0)
+                r = append_prop_s(m, "WorkingDirectory", workdir);
+        if (r >= 0) {
+                r = sd_bus_message_open_container(m, 'r', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "Environment");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, env);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0) {
+                char f1[64], f2[512], f3[512], f4[64];
+                snprintf(f1, sizeof(f1), "ARKEVENT_RUN=%" PRIi64, s->run_id);
+                snprintf(f2, sizeof(f2), "ARKEVENT_FLOW=%s/%s", s->ns, s->flow);
+                snprintf(f3, sizeof(f3), "ARKEVENT_ACTIVITY=%s", s->step->name);
+                snprintf(f4, sizeof(f4), "ARKEVENT_ATTEMPT=%u", s->attempt);
+                r = sd_bus_message_append(m, "(sv)", "LogExtraFields", "aay", 4, strlen(f1), f1,
+                                          strlen(f2), f2, strlen(f3), f3, strlen(f4), f4);
+        }
+        if (r >= 0 && s->step->cpu_millis > 0)
+                r = append_prop_t(m, "CPUQuotaPerSecUSec", s->step->cpu_millis * 1000);
+        if (r >= 0 && s->step->memory_bytes > 0) {
+                r = append_prop_t(m, "MemoryMax", s->step->memory_bytes);
+                /* Without this a step over its limit would swap instead of being stopped. */
+                if (r >= 0)
+                        r = append_prop_t(m, "MemorySwapMax", 0);
+        }
+        if (r >= 0 && s->step->timeout_usec > 0)
+                r = append_prop_t(m, "RuntimeMaxUSec", s->step->timeout_usec);
+        if (r >= 0 && s->step->user)
+                r = append_prop_s(m, "User", s->step->user);
+        /* A hardened default sandbox for every step. */
+        if (r >= 0)
+                r = append_prop_b(m, "PrivateTmp", 1);
+        if (r >= 0)
+                r = append_prop_b(m, "NoNewPrivileges", 1);
+        if (r >= 0)
+                r = append_prop_b(m, "ProtectKernelTunables", 1);
+        if (r >= 0)
+                r = append_prop_b(m, "ProtectKernelModules", 1);
+        if (r >= 0)
+                r = append_prop_b(m, "ProtectControlGroups", 1);
+        if (r >= 0)
+                r = append_prop_b(m, "RestrictSUIDSGID", 1);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a(sa(sv))", 0);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int unit_result_interpret(const char *result, const char *code, const char *status,
+                          int *ret_exit_code, char **ret_result, ActivityState *ret_state,
+                          char **ret_reason)
+{
+        _cleanup_free_ char *reason = NULL;
+        ActivityState s = ACTIVITY_FAILED;
+        bool exited = streq_ptr(code, "exited");
+        int ec = exited && status ? atoi(status) : -1;
+
+        result = result && *result ? result : "unknown";
+
+        if (streq(result, "success") && exited && ec == 0)
+                s = ACTIVITY_SUCCEEDED;
+        else if (streq(result, "timeout")) {
+                s = ACTIVITY_TIMED_OUT;
+                reason = strdup("exceeded its time limit (timeoutSeconds)");
+        } else if (streq(result, "oom-kill"))
+                reason = strdup("killed: memory limit (memoryLimit) exceeded");
+        else if (exited)
+                (void) asprintf(&reason, "exited with status %i", ec);
+        else if (streq_ptr(code, "killed") || streq_ptr(code, "dumped"))
+                (void) asprintf(&reason, "%s by signal %s", streq(code, "dumped") ? "dumped core"
+                                                                                  : "killed",
+                                strempty(status));
+        else
+                (void) asprintf(&reason, "unit failed (%s)", result);
+
+        free(*ret_result);
+        *ret_result = strdup(result);
+        *ret_exit_code = ec;
+        *ret_state = s;
+        *ret_reason = TAKE_PTR(reason);
+        return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* How an activity attempt becomes a transient service unit: the StartTransientUnit call with
+ * every property, and how the unit's end is read back. */
+
+#include <json-c/json.h>
+#include <systemd/sd-bus.h>
+
+#include "engine/run.h"
+
+typedef struct UnitSpec {
+        const char *unit;
+        int64_t run_id;
+        const char *ns;
+        const char *flow;
+        const Flow *flow_def;
+        const Step *step;
+        unsigned attempt;
+        const char *workspace;
+        const char *input_path;
+        const char *output_path;  /* $ARKEVENT_OUTPUT */
+        const char *capture_path; /* standard output copy */
+        const char *result_path;  /* written by ExecStopPost= */
+        const char *step_binary;
+        uint64_t output_max_bytes;
+        json_object *template_ctx; /* for inputs: and env: */
+} UnitSpec;
+
+/* Builds the StartTransientUnit method call for spec. */
+int unit_start_message(sd_bus *bus, const UnitSpec *spec, sd_bus_message **ret);
+
+/* Interprets $SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS of an ended unit. */
+int unit_result_interpret(const char *result, const char *code, const char *status,
+                          int *ret_exit_code, char **ret_result, ActivityState *ret_state,
+                          char **ret_reason);
+
+/* Creates (truncates) a file the step writes, owned by user (NULL: root). */
+int prepare_output_file(const char *path, const char *user);
+
+/* "build-id" -> "BUILD_ID": a valid environment variable name. */
+char *env_name_from(const char *prefix, const char *name);

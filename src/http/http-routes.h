@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The REST API's route handlers. Each returns like an HttpHandler. */
+
+#include "daemon/manager.h"
+#include "http/http-server.h"
+
+typedef int (*RouteHandler)(Manager *m, HttpRequest *req, char **captures);
+
+/* Checks "Authorization: Bearer <api token>". Returns 0 when allowed, 1 when it has already
+ * answered 401. */
+int http_check_api_token(Manager *m, HttpRequest *req);
+
+/* Parses the body as a JSON object (an empty body is {}). On error answers 400 with the parse
+ * position and returns 1. */
+int http_parse_json_body(HttpRequest *req, json_object **ret);
+
+/* Base URL for links in answers ("http://host:port"). */
+const char *http_base_url(Manager *m);
+
+int route_runs_create(Manager *m, HttpRequest *req, char **captures);
+int route_runs_list(Manager *m, HttpRequest *req, char **captures);
+int route_runs_get(Manager *m, HttpRequest *req, char **captures);
+int route_runs_cancel(Manager *m, HttpRequest *req, char **captures);
+int route_runs_logs(Manager *m, HttpRequest *req, char **captures);
+
+int route_trigger_fire(Manager *m, HttpRequest *req, char **captures);
+int route_triggers_list(Manager *m, HttpRequest *req, char **captures);
+int route_triggers_get(Manager *m, HttpRequest *req, char **captures);
+
+/* Registers the engine listener that answers sync fires. */
+int http_triggers_setup(Manager *m);
+/* A trigger as GET /api/v1/triggers shows it: status with conditions, fire counts. */
+json_object *trigger_status_json(Manager *m, const Trigger *t);
