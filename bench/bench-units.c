@@ -10,6 +10,7 @@
  * (start-to-recorded). Both print serial latency percentiles and pipelined throughput as
  * "key=value" lines. Runs against the system bus it finds (the test bed's). */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

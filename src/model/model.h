@@ -69,6 +69,7 @@ typedef struct Step {
 } Step;
 
 typedef struct Flow {
+        unsigned n_ref; /* registries (old and new, across a reload) share resources */
         char *namespace;
         char *name;
         ResourceKind kind; /* RESOURCE_FLOW or RESOURCE_WORKFLOW */
@@ -124,6 +125,7 @@ typedef struct TriggerTarget {
 } TriggerTarget;
 
 typedef struct Trigger {
+        unsigned n_ref;
         char *namespace;
         char *name;
         TriggerType type;
@@ -138,6 +140,7 @@ typedef struct Trigger {
         ConcurrencyPolicy concurrency_policy;
         bool suspended;
         SourceLoc loc;
+        SourceLoc source_loc; /* of source.flow (flow-output), for cycle errors */
 } Trigger;
 
 /* One YAML document of a file, after parsing. A valid document carries its flow or trigger; a
@@ -172,7 +175,10 @@ OnPhase on_phase_from_string(const char *s) _pure_;
 void source_loc_done(SourceLoc *loc);
 Step *flow_find_step(const Flow *f, const char *name);
 
+/* flow_free() and trigger_free() drop one reference; the last one frees. */
+Flow *flow_ref(Flow *f);
 Flow *flow_free(Flow *f);
+Trigger *trigger_ref(Trigger *t);
 Trigger *trigger_free(Trigger *t);
 ResourceDoc *resource_doc_free(ResourceDoc *d);
 Registry *registry_free(Registry *r);

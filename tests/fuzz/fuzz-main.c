@@ -51,6 +51,10 @@ int main(int argc, char *argv[])
         size_t n = 0;
         unsigned iterations = (unsigned) atoi(getenv("FUZZ_ITERATIONS") ?: "3000");
 
+        /* Deterministic by default so a failure reproduces; FUZZ_SEED explores further. */
+        if (getenv("FUZZ_SEED"))
+                rng_state ^= strtoull(getenv("FUZZ_SEED"), NULL, 0) * 0x100000001b3ULL + 1;
+
         for (int a = 1; a < argc; a++) {
                 DIR *d = opendir(argv[a]);
                 struct dirent *de;
@@ -106,7 +110,8 @@ int main(int argc, char *argv[])
                                 break;
                         case 3: /* delete a run */
                                 if (size) {
-                                        size_t l = MIN((size_t) (rng() % 16), size - pos);
+                                        size_t want = (size_t) (rng() % 16);
+                                        size_t l = MIN(want, size - pos);
                                         memmove(buf + pos, buf + pos + l, size - pos - l);
                                         size -= l;
                                 }
