@@ -281,8 +281,18 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 snprintf(f2, sizeof(f2), "ARKEVENT_FLOW=%s/%s", s->ns, s->flow);
                 snprintf(f3, sizeof(f3), "ARKEVENT_ACTIVITY=%s", s->step->name);
                 snprintf(f4, sizeof(f4), "ARKEVENT_ATTEMPT=%u", s->attempt);
-                r = sd_bus_message_append(m, "(sv)", "LogExtraFields", "aay", 4, strlen(f1), f1,
-                                          strlen(f2), f2, strlen(f3), f3, strlen(f4), f4);
+                const char *fields[] = { f1, f2, f3, f4 };
+                r = sd_bus_message_open_container(m, 'r', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "LogExtraFields");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "aay");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'a', "ay");
+                for (size_t k = 0; k < ELEMENTSOF(fields) && r >= 0; k++)
+                        r = sd_bus_message_append_array(m, 'y', fields[k], strlen(fields[k]));
+                for (int k = 0; k < 3 && r >= 0; k++)
+                        r = sd_bus_message_close_container(m);
         }
         if (r >= 0 && s->step->cpu_millis > 0)
                 r = append_prop_t(m, "CPUQuotaPerSecUSec", s->step->cpu_millis * 1000);

@@ -293,8 +293,11 @@ int store_open(sd_event *event, const char *path, Store **ret)
 
         if (event) {
                 s->event = sd_event_ref(event);
-                /* A post source runs after all other sources of the turn were dispatched. */
-                r = sd_event_add_post(event, &s->commit_source, on_commit_turn, s);
+                /* A defer source: it runs in the next loop iteration, so everything written
+                 * while handling the current event (one MHD_run() may accept many requests)
+                 * shares one commit. (A post source would not do: sd-event marks those pending
+                 * before a dispatch, so one enabled during it could wait for the next event.) */
+                r = sd_event_add_defer(event, &s->commit_source, on_commit_turn, s);
                 if (r < 0)
                         return r;
                 (void) sd_event_source_set_enabled(s->commit_source, SD_EVENT_OFF);
