@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# kill -9 of the daemon in the middle of runs: units keep running, one finishes while the daemon
+# is down; after the restart every run completes, with each attempt started exactly once.
+source "$(dirname "$0")/testbed.sh"
+tb_start
+tb_write /etc/arkevent.d/survive.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: survive}
+spec:
+  steps:
+    - {name: long, run: "sleep 4; echo long"}
+    - {name: short, run: "sleep 1; echo short"}
+    - name: after
+      dependsOn: [long, short]
+      env: {L: "{{ .steps.long.output }}", S: "{{ .steps.short.output }}"}
+      run: echo "$L+$S"
+  output: "{{ .steps.after.output }}"
+YAML
+tb_start_arkevent
+
+kill_daemon() {
+        tb_run systemctl kill -s KILL arkevent.service
+        # Keep it down (no automatic restart) until we say so.
+        tb_run systemctl stop arkevent.service
+        assert_eq "$(tb_run systemctl is-active arkevent.service || true)" inactive "daemon after kill -9"
+}
+
+# 1: killed while both units run; "short" ends while the daemon is down.
+id=$(tb_api POST /api/v1/runs -d '{"flow": "survive"}' | json 'd["id"]')
+tb_wait 20 systemctl is-active "arkevent-$id-0-1.service"
+tb_wait 20 systemctl is-active "arkevent-$id-1-1.service"
+kill_daemon
+tb_wait 20 test -f "/var/lib/arkevent/runs/$id/meta/1-1.result"
+assert_eq "$(tb_run systemctl is-active "arkevent-$id-0-1.service")" active "long unit while the daemon is down"
+tb_run systemctl start arkevent.service
+
+# 2: killed right after the 202, while the first units are being started.
+id2=$(tb_api POST /api/v1/runs -d '{"flow": "survive"}' | json 'd["id"]')
+kill_daemon
+tb_run systemctl start arkevent.service
+
+for r in "$id" "$id2"; do
+        assert_eq "$(tb_wait_run "$r" 60)" Succeeded "run $r"
+        run=$(tb_api GET "/api/v1/runs/$r")
+        assert_eq "$(echo "$run" | json 'd["output"]')" "long+short" "run $r output"
+        assert_eq "$(echo "$run" | json '[a["attempts"] for a in d["activities"]]')" "[1, 1, 1]" "run $r attempts"
+        for i in 0 1 2; do
+                n=$(tb_journal -u "arkevent-$r-$i-1.service" -o cat | grep -c "^Started arkevent-$r-$i-1.service" || true)
+                assert_eq "$n" 1 "starts of arkevent-$r-$i-1.service"
+        done
+done
+tb_wait_sh 10 "journalctl -u arkevent.service --no-pager | grep -q 'Recovering 1 unfinished runs'"
+log "ok"
