@@ -19,6 +19,7 @@ static const Verb verbs[] = {
         { "start", "FLOW", "Start a run of a flow", verb_start },
         { "show", "RUN", "Show a run and its activities", verb_show },
         { "cancel", "RUN", "Cancel a run", verb_cancel },
+        { "token", "TRIGGER", "Print (--rotate: replace) a webhook token", verb_token },
         { "api-token", "", "Print the REST API token (root only)", verb_api_token },
 };
 

@@ -7,6 +7,7 @@
 #include "ctl.h"
 #include "shared/fileio.h"
 #include "shared/log.h"
+#include "triggers/trigger-tokens.h"
 
 
 int verb_reload(int argc, char *argv[])
@@ -67,6 +68,59 @@ int verb_api_token(int argc, char *argv[])
         }
         if (r < 0) {
                 log_error_errno(r, "Failed to read %s: %m", path);
+                return CTL_EXIT_FAILURE;
+        }
+        printf("%s\n", token);
+        return CTL_EXIT_OK;
+}
+
+int verb_token(int argc, char *argv[])
+{
+        const char *state = getenv("ARKEVENT_STATE_DIRECTORY") ?: STATE_DIR;
+        _cleanup_free_ char *ns = NULL, *token = NULL;
+        const char *arg = NULL, *slash, *name;
+        bool rotate = false;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+                        printf("arkeventctl token NAMESPACE/NAME [--rotate]\n\nPrint the bearer "
+                               "token of a webhook trigger; --rotate replaces it first.\nNeeds "
+                               "root.\n");
+                        return CTL_EXIT_OK;
+                }
+                if (streq(argv[i], "--rotate"))
+                        rotate = true;
+                else if (!arg)
+                        arg = argv[i];
+                else {
+                        log_error("Unexpected argument '%s'.", argv[i]);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (!arg) {
+                log_error("Expected a trigger. See 'arkeventctl token --help'.");
+                return CTL_EXIT_USAGE;
+        }
+        slash = strchr(arg, '/');
+        ns = slash ? strndup(arg, (size_t) (slash - arg)) : strdup("default");
+        if (!ns)
+                return log_oom(), CTL_EXIT_FAILURE;
+        name = slash ? slash + 1 : arg;
+
+        r = rotate ? trigger_token_rotate(state, ns, name, &token)
+                   : trigger_token_get(state, ns, name, &token);
+        if (r == -ENOENT) {
+                log_error("Trigger %s/%s has no token: is it a loaded webhook trigger?", ns, name);
+                return CTL_EXIT_FAILURE;
+        }
+        if (r == -EACCES || r == -EPERM) {
+                log_error("Permission denied: trigger tokens are for root.");
+                return CTL_EXIT_FAILURE;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to %s the token of %s/%s: %m",
+                                rotate ? "rotate" : "read", ns, name);
                 return CTL_EXIT_FAILURE;
         }
         printf("%s\n", token);

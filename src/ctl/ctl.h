@@ -12,6 +12,7 @@
 int verb_validate(int argc, char *argv[]);
 int verb_reload(int argc, char *argv[]);
 int verb_api_token(int argc, char *argv[]);
+int verb_token(int argc, char *argv[]);
 int verb_start(int argc, char *argv[]);
 int verb_show(int argc, char *argv[]);
 int verb_cancel(int argc, char *argv[]);
