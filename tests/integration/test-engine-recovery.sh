@@ -19,7 +19,11 @@ YAML
 tb_start_arkevent
 
 kill_daemon() {
-        tb_run systemctl kill -s KILL arkevent.service
+        local pid
+        pid=$(tb_run systemctl show -P MainPID arkevent.service)
+        [ "$pid" -gt 0 ] || fail "no daemon to kill"
+        tb_run kill -9 "$pid"
+        tb_wait 10 sh -c "! kill -0 $pid"
         # Keep it down (no automatic restart) until we say so.
         tb_run systemctl stop arkevent.service
         assert_eq "$(tb_run systemctl is-active arkevent.service || true)" inactive "daemon after kill -9"
