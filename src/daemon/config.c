@@ -37,6 +37,7 @@ static const ConfigKey config_keys[] = {
         KEY("http.connectionTimeoutSeconds", CONFIG_UNSIGNED, connection_timeout_sec),
         KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
+        KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
 };
 
 int config_init(Config *c)
@@ -54,7 +55,8 @@ int config_init(Config *c)
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);
-        if (!c->resource_dir || !c->state_dir)
+        c->step_sandbox = strdup("default");
+        if (!c->resource_dir || !c->state_dir || !c->step_sandbox)
                 return -ENOMEM;
         return 0;
 }
@@ -65,6 +67,7 @@ void config_done(Config *c)
         free(c->state_dir);
         free(c->listen_address);
         free(c->public_url);
+        free(c->step_sandbox);
         *c = (Config){};
 }
 

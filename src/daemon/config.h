@@ -25,6 +25,7 @@ typedef struct Config {
         /* engine */
         unsigned max_units_in_flight;
         unsigned max_queued_runs;
+        char *step_sandbox; /* none, default, strict */
         uint64_t idle_exit_sec; /* 0: never */
 } Config;
 

@@ -3,6 +3,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "engine/unit-start.h"
 #include "bus/bus-manager.h"
 #include "http/http-api.h"
 #include "http/http-routes.h"
@@ -266,6 +267,7 @@ static int manager_setup_engine(Manager *m)
                 .max_units_in_flight = m->config.max_units_in_flight,
                 .max_queued_runs = m->config.max_queued_runs,
                 .output_max_bytes = 1024 * 1024,
+                .sandbox = step_sandbox_from_string(m->config.step_sandbox),
         };
         EngineListener l = {
                 .run_changed = on_run_changed,
@@ -277,6 +279,12 @@ static int manager_setup_engine(Manager *m)
 
         if (!m->bus)
                 return log_error_errno(ENOTCONN, "No system bus: runs cannot be started.");
+        if (ec.sandbox < 0) {
+                log_warning("engine.stepSandbox must be none, default or strict, not '%s'; "
+                            "using default.",
+                            m->config.step_sandbox);
+                ec.sandbox = STEP_SANDBOX_DEFAULT;
+        }
         if (step)
                 ec.step_binary = step;
 

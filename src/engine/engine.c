@@ -820,6 +820,7 @@ static int activity_start_unit(Activity *a)
                 .step_binary = e->step_binary,
                 .output_max_bytes = e->config.output_max_bytes,
                 .template_ctx = ctx,
+                .sandbox = (StepSandbox) e->config.sandbox,
         };
         _cleanup_free_ char *input_path = NULL;
         if (asprintf(&input_path, "%s/meta/input.json", run->dir) < 0)

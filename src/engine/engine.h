@@ -14,6 +14,7 @@ typedef struct EngineConfig {
         unsigned max_units_in_flight;
         unsigned max_queued_runs;
         uint64_t output_max_bytes;
+        int sandbox; /* StepSandbox */
 } EngineConfig;
 
 /* Told about state changes, in order; for D-Bus signals, webhooks, flow-output triggers and

@@ -9,6 +9,17 @@
 
 #include "engine/run.h"
 
+/* The sandbox every step gets, on top of what its resource asks for. */
+typedef enum StepSandbox {
+        STEP_SANDBOX_NONE,     /* nothing added */
+        STEP_SANDBOX_DEFAULT,  /* PrivateTmp=, NoNewPrivileges=, RestrictSUIDSGID= */
+        STEP_SANDBOX_STRICT,   /* also ProtectKernel*=, ProtectControlGroups=, ProtectHome= */
+        _STEP_SANDBOX_MAX,
+        _STEP_SANDBOX_INVALID = -EINVAL,
+} StepSandbox;
+
+StepSandbox step_sandbox_from_string(const char *s) _pure_;
+
 typedef struct UnitSpec {
         const char *unit;
         int64_t run_id;
@@ -25,6 +36,7 @@ typedef struct UnitSpec {
         const char *step_binary;
         uint64_t output_max_bytes;
         json_object *template_ctx; /* for inputs: and env: */
+        StepSandbox sandbox;
 } UnitSpec;
 
 /* Builds the StartTransientUnit method call for spec. */
