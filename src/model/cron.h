@@ -13,7 +13,8 @@
 typedef struct CronExpr CronExpr;
 
 /* Parses expr. On failure returns -EINVAL and, if the pointers are non-NULL, a malloc'ed message
- * and the 0-based offset into expr where the problem is. */
+ * and the 0-based offset into expr where the problem is. An expression that can never fire
+ * ("0 0 30 2 *") is an error too, so a parsed expression always has a next firing time. */
 int cron_parse(const char *expr, CronExpr **ret, char **ret_error, size_t *ret_offset);
 CronExpr *cron_free(CronExpr *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CronExpr *, cron_free);
@@ -24,5 +25,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CronExpr *, cron_free);
  * emitting several lines. */
 int cron_to_on_calendar(const CronExpr *c, char ***ret);
 
-/* The first firing time strictly after `after` (seconds since the epoch, UTC). */
+/* The first firing time strictly after `after` (seconds since the epoch, UTC). -ERANGE only when
+ * the answer would not fit in time_t / struct tm. */
 int cron_next(const CronExpr *c, time_t after, time_t *ret);
