@@ -1,9 +1,53 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <sys/stat.h>
 
 #include "ctl.h"
 #include "model/loader.h"
 #include "shared/log.h"
+
+static void validate_help(void)
+{
+        printf("arkeventctl validate [OPTIONS...] FILE|DIRECTORY...\n\n"
+               "Check resource files (ArkFlow, ArkEvent, AkoFlow workflows) and print every\n"
+               "problem as file:line:column. References between the files given (targets,\n"
+               "upstream flows, duplicate names, flow-output cycles) are checked too; a\n"
+               "directory stands for its *.yaml and *.yml files.\n\n"
+               "Options:\n"
+               "  -h --help    Show this help\n"
+               "  -q --quiet   Print the problems only, no summary\n\n"
+               "Exit status: 0 if there is no error, 1 if there is any, 2 on bad usage.\n");
+}
+
+static int parse_path(const char *path, ResourceDoc ***docs, size_t *n_docs, Diagnostics *diags)
+{
+        ResourceDoc **more = NULL, **nd;
+        size_t n_more = 0;
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) >= 0 && S_ISDIR(st.st_mode))
+                return resource_dir_parse(path, docs, n_docs, diags);
+
+        r = resource_file_parse(path, &more, &n_more, diags);
+        if (r < 0 || n_more == 0)
+                return r;
+        nd = realloc(*docs, (*n_docs + n_more + 1) * sizeof(ResourceDoc *));
+        if (!nd) {
+                resource_docs_free(more, n_more);
+                return -ENOMEM;
+        }
+        memcpy(nd + *n_docs, more, n_more * sizeof(ResourceDoc *));
+        *docs = nd;
+        *n_docs += n_more;
+        free(more);
+        return 0;
+}
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+        return n == 1 ? one : many;
+}
 
 int verb_validate(int argc, char *argv[])
 {
@@ -14,8 +58,8 @@ int verb_validate(int argc, char *argv[])
         };
         _cleanup_(diag_done) Diagnostics diags = {};
         _cleanup_(registry_freep) Registry *reg = NULL;
-        ResourceDoc **all = NULL;
-        size_t n_all = 0, n_valid = 0;
+        ResourceDoc **docs = NULL;
+        size_t n_docs = 0, n_read = 0, n_valid = 0, n_warnings;
         bool quiet = false;
         int c, r = 0;
 
@@ -23,11 +67,7 @@ int verb_validate(int argc, char *argv[])
         while ((c = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("arkeventctl validate [--quiet] FILE...\n\n"
-                               "Check resource files (ArkFlow, ArkEvent, AkoFlow workflows) and "
-                               "print every\nproblem as file:line:column. References between "
-                               "the files given are checked\ntoo. Exits 1 if any problem is an "
-                               "error.\n");
+                        validate_help();
                         return CTL_EXIT_OK;
                 case 'q':
                         quiet = true;
@@ -40,34 +80,17 @@ int verb_validate(int argc, char *argv[])
                 return CTL_EXIT_USAGE;
         }
 
-        for (int i = optind; i < argc && r >= 0; i++) {
-                ResourceDoc **docs = NULL, **na;
-                size_t nd = 0;
-
-                r = resource_file_parse(argv[i], &docs, &nd, &diags);
-                if (r < 0)
-                        break;
-                na = realloc(all, (n_all + nd + 1) * sizeof(ResourceDoc *));
-                if (!na) {
-                        for (size_t k = 0; k < nd; k++)
-                                resource_doc_free(docs[k]);
-                        free(docs);
-                        r = -ENOMEM;
-                        break;
-                }
-                all = na;
-                for (size_t k = 0; k < nd; k++)
-                        all[n_all++] = docs[k];
-                free(docs);
-        }
+        for (int i = optind; i < argc && r >= 0; i++)
+                r = parse_path(argv[i], &docs, &n_docs, &diags);
         if (r >= 0)
-                r = registry_build(all, n_all, NULL, &reg, &diags);
-        for (size_t i = 0; i < n_all; i++) {
-                if (all[i]->flow || all[i]->trigger)
+                r = registry_build(docs, n_docs, NULL, &reg, &diags);
+        for (size_t i = 0; i < n_docs; i++) {
+                if (!docs[i]->unreadable)
+                        n_read++;
+                if (docs[i]->flow || docs[i]->trigger)
                         n_valid++;
-                resource_doc_free(all[i]);
         }
-        free(all);
+        resource_docs_free(docs, n_docs);
         if (r < 0) {
                 log_error_errno(r, "Failed to validate: %m");
                 return CTL_EXIT_FAILURE;
@@ -75,10 +98,11 @@ int verb_validate(int argc, char *argv[])
 
         diag_sort(&diags);
         diag_print(&diags, stderr);
+        n_warnings = diags.n - diags.n_errors;
         if (!quiet)
-                fprintf(stderr, "%zu document%s, %zu valid; %zu error%s, %zu warning%s.\n", n_all,
-                        n_all == 1 ? "" : "s", n_valid, diags.n_errors,
-                        diags.n_errors == 1 ? "" : "s", diags.n - diags.n_errors,
-                        diags.n - diags.n_errors == 1 ? "" : "s");
+                fprintf(stderr, "%zu %s, %zu valid: %zu %s, %zu %s.\n", n_read,
+                        plural(n_read, "document", "documents"), n_valid, diags.n_errors,
+                        plural(diags.n_errors, "error", "errors"), n_warnings,
+                        plural(n_warnings, "warning", "warnings"));
         return diags.n_errors > 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }

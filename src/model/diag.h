@@ -24,6 +24,7 @@ typedef struct Diagnostics {
         Diagnostic *items;
         size_t n;
         size_t n_errors;
+        size_t allocated; /* of items */
 } Diagnostics;
 
 /* Adds one problem. Returns 0, or -ENOMEM. */
@@ -38,5 +39,9 @@ int diag_format(const Diagnostic *d, char **ret);
 
 /* Writes all of them, one per line, to f. */
 void diag_print(const Diagnostics *d, FILE *f);
+
+/* For "did you mean 'X'?": the candidate (NULL-terminated list) closest to s, if it is within
+ * an edit distance of 2 (case-insensitive), else NULL. */
+const char *diag_closest(const char *s, const char *const *candidates);
 
 void diag_done(Diagnostics *d);

@@ -1,216 +1,261 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdarg.h>
-#include <strings.h>
 
 #include "cron.h"
 #include "limits.h"
 #include "loader.h"
 #include "shared/fileio.h"
+#include "shared/json-util.h"
 #include "shared/strv.h"
+#include "shared/time-util.h"
 #include "template.h"
 #include "yaml-node.h"
 
+#define API_VERSION "arkonis.dev/v1alpha1"
+#define RESOURCE_FILE_SIZE_MAX (16 * 1024 * 1024)
+#define RESOURCE_NAME_LEN_MAX 200
+/* Bounds that keep every check linear enough for any input, far above real flows. */
+#define STEPS_MAX 1000
+#define CALENDARS_MAX 64
+#define KEY_VALUES_MAX 1000
+#define TIMEOUT_SECONDS_MAX (366 * 24 * 3600)
+#define RETRIES_MAX 100
+#define BACKOFF_SECONDS_MAX (24 * 3600)
+#define CONCURRENCY_MAX 100000
+#define CYCLE_PATHS_MAX 100
+
 typedef struct Parse {
         const char *file;
-        const char *text;
-        size_t len;
+        TextCursor cursor;
         yaml_document_t *doc;
         Diagnostics *diags;
         unsigned n_errors;
+        int error; /* sticky: the first failure that is not a problem of the input (ENOMEM) */
 } Parse;
 
 /* ---- reporting --------------------------------------------------------------------------- */
 
-_printf_(4, 5) static void err_at(Parse *p, unsigned line, unsigned column, const char *fmt, ...)
+static void fatal(Parse *p, int r)
+{
+        if (r < 0 && p->error == 0)
+                p->error = r;
+}
+
+static void *check_alloc(Parse *p, void *ptr)
+{
+        if (!ptr)
+                fatal(p, -ENOMEM);
+        return ptr;
+}
+
+static char *p_strdup(Parse *p, const char *s)
+{
+        return s ? check_alloc(p, strdup(s)) : NULL;
+}
+
+static char *p_strdup_len(Parse *p, const char *s, size_t n)
+{
+        return check_alloc(p, strndup(s, n));
+}
+
+static void p_strv_extend(Parse *p, char ***l, const char *s)
+{
+        fatal(p, strv_extend(l, s));
+}
+
+_printf_(4, 5) static void report_at(Parse *p, unsigned line, unsigned column, const char *format,
+                                     ...)
 {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
+        int r;
 
-        va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
-        (void) diag_add(p->diags, DIAG_ERROR, p->file, line, column, "%s", strna(msg));
+        /* Counted even when it cannot be recorded: the document is broken either way. */
         p->n_errors++;
+        va_start(ap, format);
+        r = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                msg = NULL;
+                fatal(p, -ENOMEM);
+                return;
+        }
+        fatal(p, diag_add(p->diags, DIAG_ERROR, p->file, line, column, "%s", msg));
 }
 
-#define err(p, node, ...)                                                                         \
-        err_at(p, (unsigned) (node)->start_mark.line + 1, (unsigned) (node)->start_mark.column + 1, \
-               __VA_ARGS__)
-
-static const char *node_kind(yaml_node_t *n)
+static void *mfree(void *ptr)
 {
-        if (!n)
+        free(ptr);
+        return NULL;
+}
+
+#define report(p, node, ...)                                                                      \
+        report_at(p, yaml_node_line(node), yaml_node_column(node), __VA_ARGS__)
+
+/* Reports at a character inside a scalar's value. */
+#define report_in(p, node, offset, ...)                                                           \
+        do {                                                                                      \
+                unsigned _l_, _c_;                                                                \
+                yaml_scalar_locate(&(p)->cursor, node, offset, &_l_, &_c_);                       \
+                report_at(p, _l_, _c_, __VA_ARGS__);                                              \
+        } while (0)
+
+static SourceLoc node_loc(Parse *p, yaml_node_t *n)
+{
+        return (SourceLoc){ p_strdup(p, p->file), yaml_node_line(n), yaml_node_column(n) };
+}
+
+/* How a node reads in "expected X, got Y". */
+static const char *node_kind(yaml_node_t *n, char buf[static 64])
+{
+        const char *s = yaml_scalar(n);
+
+        if (!n || yaml_scalar_is_null(n))
                 return "nothing";
-        switch (n->type) {
+        if (n->type == YAML_SEQUENCE_NODE)
+                return "a sequence";
+        if (n->type == YAML_MAPPING_NODE)
+                return "a mapping";
+        if (!s)
+                return "something else";
+        /* The value itself, shortened to its first line. */
+        size_t l = strcspn(s, "\r\n");
+        bool cut = l > 40 || s[l];
+        l = MIN(l, 40u);
+        while (l > 0 && ((unsigned char) s[l] & 0xC0) == 0x80)
+                l--; /* not in the middle of a character */
+        snprintf(buf, 64, "'%.*s%s'", (int) l, s, cut ? "..." : "");
+        return buf;
+}
+
+static const char *type_name(yaml_node_type_t t)
+{
+        switch (t) {
         case YAML_SCALAR_NODE:
-                return "a scalar";
+                return "a string";
         case YAML_SEQUENCE_NODE:
                 return "a sequence";
         case YAML_MAPPING_NODE:
                 return "a mapping";
         default:
-                return "nothing";
+                return "a value";
         }
 }
 
-/* Where offset (into the scalar's value) is in the source. */
-static void scalar_pos(Parse *p, yaml_node_t *n, size_t offset, unsigned *ret_line,
-                       unsigned *ret_col)
+/* ---- reading fields ---------------------------------------------------------------------- */
+
+/* The value of key in map. A key written with no value (or null) counts as not given. */
+static yaml_node_t *field(Parse *p, yaml_node_t *map, const char *key, yaml_node_t **ret_key)
 {
-        const char *v = (const char *) n->data.scalar.value;
-        size_t line_in_value = 0, col_in_line = 0;
-
-        for (size_t i = 0; i < offset && v[i]; i++) {
-                if (v[i] == '\n') {
-                        line_in_value++;
-                        col_in_line = 0;
-                } else
-                        col_in_line++;
-        }
-
-        if (n->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
-            n->data.scalar.style == YAML_FOLDED_SCALAR_STYLE) {
-                /* Block scalars: content starts on the line after the indicator, indented. */
-                size_t target = n->start_mark.line + 1 + line_in_value, line = 0, i = 0, indent = 0;
-                while (i < p->len && line < target) {
-                        if (p->text[i] == '\n')
-                                line++;
-                        i++;
-                }
-                while (i + indent < p->len && p->text[i + indent] == ' ')
-                        indent++;
-                *ret_line = (unsigned) target + 1;
-                *ret_col = (unsigned) (indent + col_in_line) + 1;
-                return;
-        }
-
-        bool quoted = n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                      n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-        if (line_in_value == 0) {
-                *ret_line = (unsigned) n->start_mark.line + 1;
-                *ret_col = (unsigned) (n->start_mark.column + col_in_line + (quoted ? 1 : 0)) + 1;
-        } else {
-                *ret_line = (unsigned) (n->start_mark.line + line_in_value) + 1;
-                *ret_col = (unsigned) col_in_line + 1;
-        }
+        yaml_node_t *v = yaml_map_get(p->doc, map, key, ret_key);
+        return yaml_scalar_is_null(v) ? NULL : v;
 }
 
-static unsigned levenshtein(const char *a, const char *b)
+/* A required field: reports "what is required" (at the key if it is there with no value). */
+static yaml_node_t *require_field(Parse *p, yaml_node_t *map, const char *key, const char *what)
 {
-        size_t la = strlen(a), lb = strlen(b);
-        unsigned prev[64], cur[64];
-
-        if (la >= 63 || lb >= 63)
-                return 99;
-        for (size_t j = 0; j <= lb; j++)
-                prev[j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++) {
-                cur[0] = (unsigned) i;
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned c = prev[j - 1] +
-                                     (tolower((unsigned char) a[i - 1]) !=
-                                      tolower((unsigned char) b[j - 1]));
-                        cur[j] = MIN(MIN(prev[j] + 1, cur[j - 1] + 1), c);
-                }
-                memcpy(prev, cur, sizeof(unsigned) * (lb + 1));
-        }
-        return prev[lb];
+        yaml_node_t *k = NULL, *v = field(p, map, key, &k);
+        if (!v)
+                report(p, k ?: map, "%s is required", what);
+        return v;
 }
 
-static const char *closest(const char *s, const char *const *allowed)
+static bool expect_type(Parse *p, yaml_node_t *n, yaml_node_type_t type, const char *what)
 {
-        const char *best = NULL;
-        unsigned best_d = 3;
+        char buf[64];
 
-        for (size_t i = 0; allowed[i]; i++) {
-                unsigned d = levenshtein(s, allowed[i]);
-                if (d < best_d) {
-                        best_d = d;
-                        best = allowed[i];
-                }
-        }
-        return best;
-}
-
-/* Reports unknown and duplicate keys of a mapping. */
-static void check_keys(Parse *p, yaml_node_t *map, const char *const *allowed, const char *where)
-{
-        for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
-             a++) {
-                yaml_node_t *k = yaml_document_get_node(p->doc, a->key);
-                const char *key = yaml_scalar(k);
-                bool known = false;
-
-                if (!key) {
-                        err(p, k, "expected a field name, got %s", node_kind(k));
-                        continue;
-                }
-                for (size_t i = 0; allowed[i]; i++)
-                        if (streq(allowed[i], key))
-                                known = true;
-                if (!known) {
-                        const char *s = closest(key, allowed);
-                        if (s)
-                                err(p, k, "unknown field '%s' in %s (did you mean '%s'?)", key,
-                                    where, s);
-                        else
-                                err(p, k, "unknown field '%s' in %s", key, where);
-                        continue;
-                }
-                for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < a; b++)
-                        if (streq_ptr(yaml_scalar(yaml_document_get_node(p->doc, b->key)), key)) {
-                                err(p, k, "duplicate field '%s' in %s", key, where);
-                                break;
-                        }
-        }
-}
-
-static bool expect(Parse *p, yaml_node_t *n, yaml_node_type_t type, const char *what)
-{
-        static const char *const names[] = {
-                [YAML_SCALAR_NODE] = "a string",
-                [YAML_SEQUENCE_NODE] = "a sequence",
-                [YAML_MAPPING_NODE] = "a mapping",
-        };
         if (n && n->type == type)
                 return true;
         if (n)
-                err(p, n, "%s: expected %s, got %s", what, names[type], node_kind(n));
+                report(p, n, "%s: expected %s, got %s", what, type_name(type), node_kind(n, buf));
         return false;
 }
 
 static char *get_string(Parse *p, yaml_node_t *n, const char *what)
 {
-        if (!expect(p, n, YAML_SCALAR_NODE, what))
+        if (!expect_type(p, n, YAML_SCALAR_NODE, what))
                 return NULL;
-        return strdup(yaml_scalar(n));
+        return p_strdup(p, yaml_scalar(n));
+}
+
+/* A string that must not be empty. */
+static char *get_nonempty(Parse *p, yaml_node_t *n, const char *what)
+{
+        char *s = get_string(p, n, what);
+        if (s && !*s) {
+                report(p, n, "%s must not be empty", what);
+                s = mfree(s);
+        }
+        return s;
 }
 
 static bool get_int(Parse *p, yaml_node_t *n, const char *what, int64_t min, int64_t max,
                     int64_t *ret)
 {
+        char buf[64];
         int64_t v;
-        if (!expect(p, n, YAML_SCALAR_NODE, what))
+
+        if (!n)
                 return false;
-        if (yaml_scalar_to_int64(n, &v) < 0) {
-                err(p, n, "%s: expected an integer, got '%s'", what, yaml_scalar(n));
+        if (n->type != YAML_SCALAR_NODE || yaml_scalar_to_int64(n, &v) < 0) {
+                report(p, n, "%s: expected an integer, got %s", what, node_kind(n, buf));
                 return false;
         }
         if (v < min || v > max) {
-                err(p, n, "%s: %" PRIi64 " is out of range (%" PRIi64 "..%" PRIi64 ")", what, v,
-                    min, max);
+                report(p, n, "%s: %" PRIi64 " is out of range (%" PRIi64 "..%" PRIi64 ")", what,
+                       v, min, max);
                 return false;
         }
         *ret = v;
         return true;
 }
 
+static bool get_bool(Parse *p, yaml_node_t *n, const char *what, bool *ret)
+{
+        char buf[64];
+
+        if (!n)
+                return false;
+        if (n->type != YAML_SCALAR_NODE || yaml_scalar_to_bool(n, ret) < 0) {
+                report(p, n, "%s: expected a boolean (true or false), got %s", what,
+                       node_kind(n, buf));
+                return false;
+        }
+        return true;
+}
+
+/* One of a fixed set of words (an enum), with a suggestion for near misses. */
+static int get_word(Parse *p, yaml_node_t *n, const char *what, const char *const *words)
+{
+        _cleanup_free_ char *list = NULL;
+        const char *s, *c;
+
+        if (!expect_type(p, n, YAML_SCALAR_NODE, what))
+                return -EINVAL;
+        s = yaml_scalar(n);
+        for (size_t i = 0; words[i]; i++)
+                if (streq(s, words[i]))
+                        return (int) i;
+        list = strv_join((char **) words, ", ");
+        c = diag_closest(s, words);
+        if (c)
+                report(p, n, "%s: unknown value '%s' (did you mean '%s'?)", what, s, c);
+        else
+                report(p, n, "%s: unknown value '%s' (expected one of: %s)", what, s,
+                       strna(list));
+        return -EINVAL;
+}
+
+/* Resource names and namespaces end up in unit names, journal fields and URLs; step names also
+ * in template paths (.steps.<name>.output), so they take no dots. */
 static bool name_valid(const char *s, bool allow_dot)
 {
-        if (!s || !*s || strlen(s) > 200)
+        size_t n = strlen(s);
+
+        if (n == 0 || n > RESOURCE_NAME_LEN_MAX || !isalnum((unsigned char) s[0]))
                 return false;
         for (const char *c = s; *c; c++)
                 if (!isalnum((unsigned char) *c) && *c != '-' && *c != '_' &&
@@ -219,687 +264,1083 @@ static bool name_valid(const char *s, bool allow_dot)
         return true;
 }
 
+static char *get_name(Parse *p, yaml_node_t *n, const char *what, bool allow_dot)
+{
+        _cleanup_free_ char *s = get_string(p, n, what);
+
+        if (!s)
+                return NULL;
+        if (!name_valid(s, allow_dot)) {
+                report(p, n,
+                       "%s: invalid name '%s' (letters, digits, '-', '_'%s; starting with a "
+                       "letter or digit; at most %u characters)",
+                       what, s, allow_dot ? ", '.'" : "", RESOURCE_NAME_LEN_MAX);
+                return NULL;
+        }
+        return TAKE_PTR(s);
+}
+
+/* Whether two input names become the same INPUT_<NAME> variable. */
+static bool input_names_collide(const char *a, const char *b)
+{
+        for (;; a++, b++) {
+                char x = isalnum((unsigned char) *a) ? (char) toupper((unsigned char) *a) : '_';
+                char y = isalnum((unsigned char) *b) ? (char) toupper((unsigned char) *b) : '_';
+                if (!*a || !*b)
+                        return !*a && !*b;
+                if (x != y)
+                        return false;
+        }
+}
+
+static bool env_name_valid(const char *s)
+{
+        if (!*s || isdigit((unsigned char) *s))
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!isalnum((unsigned char) *c) && *c != '_')
+                        return false;
+        return true;
+}
+
+typedef struct Hint {
+        const char *wrong;
+        const char *right;
+} Hint;
+
+/* Reports unknown and duplicate keys of a mapping. hints (may be NULL, ends with {}) name
+ * fields that belong elsewhere. */
+static void check_keys(Parse *p, yaml_node_t *map, const char *const *allowed, const char *where,
+                       const Hint *hints)
+{
+        bool seen[32] = {};
+        char buf[64];
+
+        YAML_MAP_FOREACH(a, map) {
+                yaml_node_t *k = yaml_document_get_node(p->doc, a->key);
+                const char *key = yaml_scalar(k), *c = NULL;
+                size_t i;
+
+                if (!key) {
+                        report(p, k ?: map, "%s: expected a field name, got %s", where,
+                               node_kind(k, buf));
+                        continue;
+                }
+                for (i = 0; allowed[i]; i++)
+                        if (streq(allowed[i], key))
+                                break;
+                if (allowed[i]) {
+                        if (i < ELEMENTSOF(seen) && seen[i])
+                                report(p, k, "duplicate field '%s' in %s", key, where);
+                        if (i < ELEMENTSOF(seen))
+                                seen[i] = true;
+                        continue;
+                }
+                for (const Hint *h = hints; h && h->wrong; h++)
+                        if (streq(h->wrong, key))
+                                c = h->right;
+                if (!c)
+                        c = diag_closest(key, allowed);
+                if (c)
+                        report(p, k, "unknown field '%s' in %s (did you mean '%s'?)", key, where,
+                               c);
+                else
+                        report(p, k, "unknown field '%s' in %s", key, where);
+        }
+}
+
+/* A mapping of names to scalars (labels, annotations, inputs, env), keys unique. Returns the
+ * value nodes (for positions) alongside the pairs, or nothing if n is not a mapping. */
+typedef enum KeyRule {
+        KEY_ANY,
+        KEY_NAME,    /* inputs: become INPUT_<NAME> */
+        KEY_ENV_VAR, /* env: must be usable from a shell */
+} KeyRule;
+
+static void parse_kv(Parse *p, yaml_node_t *n, const char *what, KeyRule rule, KeyValue **ret,
+                     size_t *ret_n, yaml_node_t ***ret_nodes)
+{
+        _cleanup_free_ KeyValue *kv = NULL;
+        _cleanup_free_ yaml_node_t **nodes = NULL;
+        size_t k = 0;
+        char buf[64];
+
+        if (!expect_type(p, n, YAML_MAPPING_NODE, what))
+                return;
+        if (yaml_map_length(n) > KEY_VALUES_MAX) {
+                report(p, n, "%s: too many entries (%zu, at most %u)", what, yaml_map_length(n),
+                       KEY_VALUES_MAX);
+                return;
+        }
+        kv = check_alloc(p, new0(KeyValue, yaml_map_length(n)));
+        nodes = check_alloc(p, new0(yaml_node_t *, yaml_map_length(n)));
+        if (!kv || !nodes)
+                return;
+
+        YAML_MAP_FOREACH(a, n) {
+                yaml_node_t *key = yaml_document_get_node(p->doc, a->key);
+                yaml_node_t *val = yaml_document_get_node(p->doc, a->value);
+                const char *ks = yaml_scalar(key);
+                bool dup = false;
+
+                if (!ks) {
+                        report(p, key ?: n, "%s: expected a name, got %s", what,
+                               node_kind(key, buf));
+                        continue;
+                }
+                if (rule == KEY_NAME && !name_valid(ks, false)) {
+                        report(p, key, "%s: invalid name '%s' (letters, digits, '-' and '_')",
+                               what, ks);
+                        continue;
+                }
+                if (rule == KEY_ENV_VAR && !env_name_valid(ks)) {
+                        report(p, key,
+                               "%s: invalid variable name '%s' (letters, digits and '_', not "
+                               "starting with a digit)",
+                               what, ks);
+                        continue;
+                }
+                for (size_t j = 0; j < k && !dup; j++)
+                        dup = streq(kv[j].key, ks);
+                if (dup) {
+                        report(p, key, "%s: '%s' is given twice", what, ks);
+                        continue;
+                }
+                if (!val || val->type != YAML_SCALAR_NODE) {
+                        report(p, val ?: key, "%s.%s: expected a string, got %s", what, ks,
+                               node_kind(val, buf));
+                        continue;
+                }
+                kv[k].key = p_strdup(p, ks);
+                /* A null value is the empty string. */
+                kv[k].value = p_strdup(p, yaml_scalar_is_null(val) ? "" : yaml_scalar(val));
+                nodes[k++] = val;
+        }
+        if (ret_nodes)
+                *ret_nodes = TAKE_PTR(nodes);
+        *ret = TAKE_PTR(kv);
+        *ret_n = k;
+}
+
+/* Converts free-form YAML (flow input defaults, trigger target inputs) to JSON. */
+static json_object *to_json(Parse *p, yaml_node_t *n, const char *what)
+{
+        json_object *j = NULL;
+        yaml_node_t *bad = NULL;
+        char buf[64];
+        int r;
+
+        r = yaml_node_to_json(p->doc, n, &j, &bad);
+        switch (r) {
+        case 0:
+                return j;
+        case -ELOOP:
+                report(p, bad, "%s: nested more than %u levels deep (or an alias contains itself)",
+                       what, YAML_JSON_DEPTH_MAX);
+                break;
+        case -E2BIG:
+                /* Where the budget ran out says little: the whole value is too big. */
+                report(p, n, "%s: more than %u values (aliases can multiply them)", what,
+                       YAML_JSON_VALUES_MAX);
+                break;
+        case -EINVAL:
+                report(p, bad, "%s: expected a string as key, got %s", what, node_kind(bad, buf));
+                break;
+        case -EEXIST:
+                report(p, bad, "%s: key '%s' is given twice", what, strna(yaml_scalar(bad)));
+                break;
+        default:
+                fatal(p, r);
+        }
+        return NULL;
+}
+
 /* Checks a template-bearing scalar, reporting at the exact position of the problem. */
-static void check_template(Parse *p, yaml_node_t *n, bool allow_steps, bool allow_trigger,
-                           TemplateStepCheck check, void *userdata)
+static void check_template(Parse *p, yaml_node_t *n, TemplateRoots roots,
+                           TemplateStepCheck check_step, void *userdata)
 {
         _cleanup_free_ char *e = NULL;
         size_t off = 0;
-        unsigned line, col;
+        int r;
 
         if (!n || n->type != YAML_SCALAR_NODE)
                 return;
-        if (template_validate(yaml_scalar(n), allow_steps, allow_trigger, check, userdata, &e,
-                              &off) >= 0)
-                return;
-        scalar_pos(p, n, off, &line, &col);
-        err_at(p, line, col, "%s", strna(e));
+        r = template_validate(yaml_scalar(n), roots, check_step, userdata, &e, &off);
+        if (r == -EINVAL)
+                report_in(p, n, off, "%s", e ?: "invalid template");
+        else
+                fatal(p, r);
 }
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
+/* What the checks across steps need to point at. */
 typedef struct StepNodes {
         yaml_node_t *node;
         yaml_node_t *name;
-        yaml_node_t **dep_items;
-        size_t n_dep_items;
+        yaml_node_t **deps; /* one per depends_on entry */
         yaml_node_t *if_node;
         yaml_node_t **input_nodes;
         yaml_node_t **env_nodes;
 } StepNodes;
 
-static const char *const step_keys[] = { "name", "run", "command", "dependsOn", "if", "inputs",
-                                         "env", "timeoutSeconds", "retries", "cpuLimit",
-                                         "memoryLimit", "image", "runtime", "volumes", "user",
-                                         NULL };
+static const char *const step_keys[] = {
+        "name",    "run",         "command",     "dependsOn",  "if",     "inputs",
+        "env",     "timeoutSeconds", "retries", "cpuLimit",   "memoryLimit", "image",
+        "runtime", "volumes",     "user",        NULL,
+};
 
-static int parse_volumes(Parse *p, yaml_node_t *n, Volume **ret, size_t *ret_n)
+static const Hint step_hints[] = {
+        { "script", "run" },   { "depends_on", "dependsOn" }, { "needs", "dependsOn" },
+        { "input", "inputs" }, { "timeout", "timeoutSeconds" }, { "environment", "env" },
+        {},
+};
+
+static void parse_volumes(Parse *p, yaml_node_t *n, Volume **ret, size_t *ret_n)
 {
         Volume *v;
         size_t k = 0;
 
-        if (!expect(p, n, YAML_SEQUENCE_NODE, "volumes"))
-                return 0;
-        v = new0(Volume, (size_t) (n->data.sequence.items.top - n->data.sequence.items.start));
+        if (!expect_type(p, n, YAML_SEQUENCE_NODE, "volumes"))
+                return;
+        v = check_alloc(p, new0(Volume, yaml_seq_length(n)));
         if (!v)
-                return -ENOMEM;
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-             it++) {
+                return;
+        YAML_SEQ_FOREACH(it, n) {
                 yaml_node_t *item = yaml_document_get_node(p->doc, *it);
                 const char *s = yaml_scalar(item), *c1, *c2;
-                if (!expect(p, item, YAML_SCALAR_NODE, "volumes[]"))
+
+                if (!expect_type(p, item, YAML_SCALAR_NODE, "volumes[]"))
                         continue;
                 c1 = strchr(s, ':');
-                if (!c1 || c1 == s || c1[1] != '/' || s[0] != '/') {
-                        err(p, item, "volume '%s': expected \"/host/path:/container/path[:ro]\"",
-                            s);
+                if (s[0] != '/' || !c1 || c1[1] != '/') {
+                        report(p, item,
+                               "volume '%s': expected \"/host/path:/container/path\" (with an "
+                               "optional \":ro\" or \":rw\")",
+                               s);
                         continue;
                 }
                 c2 = strchr(c1 + 1, ':');
                 if (c2 && !streq(c2 + 1, "ro") && !streq(c2 + 1, "rw")) {
-                        err(p, item, "volume '%s': the option after the second ':' must be ro or "
-                                     "rw",
-                            s);
+                        report(p, item, "volume '%s': the option after the second ':' must be "
+                                        "ro or rw",
+                               s);
                         continue;
                 }
-                v[k].host = strndup(s, (size_t) (c1 - s));
-                v[k].target = c2 ? strndup(c1 + 1, (size_t) (c2 - c1 - 1)) : strdup(c1 + 1);
+                v[k].host = check_alloc(p, strndup(s, (size_t) (c1 - s)));
+                v[k].target = check_alloc(p, c2 ? strndup(c1 + 1, (size_t) (c2 - c1 - 1))
+                                                : strdup(c1 + 1));
                 v[k].read_only = c2 && streq(c2 + 1, "ro");
                 k++;
         }
         *ret = v;
         *ret_n = k;
-        return 0;
 }
 
-static int parse_kv(Parse *p, yaml_node_t *n, const char *what, bool env_names, KeyValue **ret,
-                    size_t *ret_n, yaml_node_t ***ret_nodes)
+static void parse_command(Parse *p, Step *s, yaml_node_t *cmd)
 {
-        size_t cap, k = 0;
-        KeyValue *kv;
-        yaml_node_t **nodes;
+        static const char *const command_keys[] = { "entrypoint", "arguments", NULL };
+        char buf[64];
 
-        if (!expect(p, n, YAML_MAPPING_NODE, what))
-                return 0;
-        cap = (size_t) (n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-        kv = new0(KeyValue, cap);
-        nodes = new0(yaml_node_t *, cap);
-        if (!kv || !nodes) {
-                free(kv);
-                free(nodes);
-                return -ENOMEM;
+        if (cmd->type == YAML_SEQUENCE_NODE) {
+                /* The plain argv form. */
+                YAML_SEQ_FOREACH(it, cmd) {
+                        yaml_node_t *a = yaml_document_get_node(p->doc, *it);
+                        if (expect_type(p, a, YAML_SCALAR_NODE, "command[]"))
+                                p_strv_extend(p, &s->command, yaml_scalar(a));
+                }
+                if (yaml_seq_length(cmd) == 0)
+                        report(p, cmd, "command: must not be empty");
+                else if (s->command && !*s->command[0])
+                        report(p, cmd, "command: the program must not be empty");
+                return;
         }
-        for (yaml_node_pair_t *a = n->data.mapping.pairs.start; a < n->data.mapping.pairs.top;
-             a++) {
-                yaml_node_t *key = yaml_document_get_node(p->doc, a->key);
-                yaml_node_t *val = yaml_document_get_node(p->doc, a->value);
-                const char *ks = yaml_scalar(key);
-                if (!ks) {
-                        err(p, key, "%s: expected a name", what);
-                        continue;
-                }
-                if (!name_valid(ks, false) || (env_names && isdigit((unsigned char) ks[0]))) {
-                        err(p, key, "%s: '%s' is not a valid name (letters, digits, '_', '-')",
-                            what, ks);
-                        continue;
-                }
-                if (!val || val->type != YAML_SCALAR_NODE) {
-                        err(p, val ?: key, "%s.%s: expected a string, got %s", what, ks,
-                            node_kind(val));
-                        continue;
-                }
-                kv[k].key = strdup(ks);
-                kv[k].value = strdup(yaml_scalar(val));
-                nodes[k] = val;
-                k++;
+        if (cmd->type != YAML_MAPPING_NODE) {
+                report(p, cmd, "command: expected a mapping (entrypoint, arguments), got %s",
+                       node_kind(cmd, buf));
+                return;
         }
-        *ret = kv;
-        *ret_n = k;
-        *ret_nodes = nodes;
-        return 0;
+
+        check_keys(p, cmd, command_keys, "command", NULL);
+        yaml_node_t *ep = require_field(p, cmd, "entrypoint", "command.entrypoint");
+        _cleanup_free_ char *e = ep ? get_nonempty(p, ep, "command.entrypoint") : NULL;
+        if (e)
+                p_strv_extend(p, &s->command, e);
+
+        yaml_node_t *args = field(p, cmd, "arguments", NULL);
+        if (args && expect_type(p, args, YAML_SEQUENCE_NODE, "command.arguments"))
+                YAML_SEQ_FOREACH(it, args) {
+                        yaml_node_t *a = yaml_document_get_node(p->doc, *it);
+                        if (expect_type(p, a, YAML_SCALAR_NODE, "command.arguments[]") && e)
+                                p_strv_extend(p, &s->command, yaml_scalar(a));
+                }
 }
 
-static int parse_step(Parse *p, yaml_node_t *n, Step *s, StepNodes *sn)
+static void add_dependency(Parse *p, Step *s, StepNodes *sn, yaml_node_t *d)
 {
-        yaml_node_t *v, *key;
+        size_t n = strv_length(s->depends_on);
+
+        if (!expect_type(p, d, YAML_SCALAR_NODE, "dependsOn[]"))
+                return;
+        if (strv_contains(s->depends_on, yaml_scalar(d))) {
+                report(p, d, "dependsOn: '%s' is listed twice", yaml_scalar(d));
+                return;
+        }
+        p_strv_extend(p, &s->depends_on, yaml_scalar(d));
+        if (strv_length(s->depends_on) == n + 1)
+                sn->deps[n] = d;
+}
+
+static void parse_dependencies(Parse *p, Step *s, StepNodes *sn, yaml_node_t *v)
+{
+        /* A single name may stand without a list. */
+        if (v->type == YAML_SCALAR_NODE) {
+                sn->deps = check_alloc(p, new0(yaml_node_t *, 1));
+                if (sn->deps)
+                        add_dependency(p, s, sn, v);
+                return;
+        }
+        if (!expect_type(p, v, YAML_SEQUENCE_NODE, "dependsOn"))
+                return;
+        sn->deps = check_alloc(p, new0(yaml_node_t *, yaml_seq_length(v)));
+        if (!sn->deps)
+                return;
+        YAML_SEQ_FOREACH(it, v)
+                add_dependency(p, s, sn, yaml_document_get_node(p->doc, *it));
+}
+
+static void parse_retries(Parse *p, Step *s, yaml_node_t *v)
+{
+        static const char *const retries_keys[] = { "limit", "backoffSeconds", NULL };
+        yaml_node_t *l, *b;
         int64_t i;
+
+        s->retries_backoff_usec = USEC_PER_SEC;
+        if (v->type != YAML_MAPPING_NODE) {
+                /* retries: 3 is the limit alone. */
+                if (get_int(p, v, "retries", 0, RETRIES_MAX, &i))
+                        s->retries_limit = (unsigned) i;
+                return;
+        }
+        check_keys(p, v, retries_keys, "retries", NULL);
+        l = require_field(p, v, "limit", "retries.limit");
+        if (get_int(p, l, "retries.limit", 0, RETRIES_MAX, &i))
+                s->retries_limit = (unsigned) i;
+        b = field(p, v, "backoffSeconds", NULL);
+        if (get_int(p, b, "retries.backoffSeconds", 0, BACKOFF_SECONDS_MAX, &i))
+                s->retries_backoff_usec = (uint64_t) i * USEC_PER_SEC;
+}
+
+typedef struct LimitKind {
+        const char *field;
+        int (*parse)(const char *s, uint64_t *ret);
+        const char *range;    /* what is in range */
+        const char *expected; /* what a valid one looks like */
+} LimitKind;
+
+static const LimitKind cpu_limit = {
+        "cpuLimit",
+        parse_cpu_limit,
+        "more than 0, at most 1000000 cores",
+        "cores like 1 or 0.5, or millicores like \"500m\"",
+};
+
+static const LimitKind memory_limit = {
+        "memoryLimit",
+        parse_memory_limit,
+        "more than 0, at most 1Ei",
+        "bytes, or a size like 256Mi, 1Gi, 512M or 1G",
+};
+
+static void parse_limit(Parse *p, yaml_node_t *v, const LimitKind *k, uint64_t *ret)
+{
+        const char *s;
         int r;
 
+        if (!expect_type(p, v, YAML_SCALAR_NODE, k->field))
+                return;
+        s = yaml_scalar(v);
+        r = k->parse(s, ret);
+        if (r == -ERANGE)
+                report(p, v, "%s '%s' is out of range (%s)", k->field, s, k->range);
+        else if (r < 0)
+                report(p, v, "invalid %s '%s' (expected %s)", k->field, s, k->expected);
+}
+
+static void parse_user(Parse *p, Step *s, yaml_node_t *v)
+{
+        const char *u;
+
+        s->user = get_nonempty(p, v, "user");
+        if (!s->user)
+                return;
+        /* A user name or a numeric id, as systemd's User= takes them. */
+        for (u = s->user; *u; u++)
+                if (!isalnum((unsigned char) *u) && !strchr("._-", *u))
+                        break;
+        if (*u || s->user[0] == '-' || strlen(s->user) > 32)
+                report(p, v, "user: invalid user name '%s'", s->user);
+}
+
+static void parse_step(Parse *p, yaml_node_t *n, Step *s, StepNodes *sn)
+{
+        yaml_node_t *v, *run, *cmd, *cmd_key = NULL;
+        int64_t i;
+
         sn->node = n;
-        s->loc = (SourceLoc){ strdup(p->file), (unsigned) n->start_mark.line + 1,
-                              (unsigned) n->start_mark.column + 1 };
-        if (!expect(p, n, YAML_MAPPING_NODE, "step"))
-                return 0;
-        check_keys(p, n, step_keys, "a step");
+        s->loc = node_loc(p, n);
+        if (!expect_type(p, n, YAML_MAPPING_NODE, "step"))
+                return;
+        check_keys(p, n, step_keys, "a step", step_hints);
 
-        v = yaml_map_get(p->doc, n, "name", NULL);
-        if (!v)
-                err(p, n, "a step needs a name");
-        else if ((s->name = get_string(p, v, "name"))) {
+        v = require_field(p, n, "name", "a step's name");
+        if (v && (s->name = get_name(p, v, "step name", false)))
                 sn->name = v;
-                if (!name_valid(s->name, false))
-                        err(p, v, "invalid step name '%s' (letters, digits, '_' and '-')",
-                            s->name);
-        }
 
-        yaml_node_t *run = yaml_map_get(p->doc, n, "run", NULL);
-        yaml_node_t *cmd = yaml_map_get(p->doc, n, "command", &key);
-        if (run && (s->run = get_string(p, run, "run")) && template_has_expression(s->run)) {
-                unsigned line, col;
-                scalar_pos(p, run, (size_t) (strstr(s->run, "{{") - s->run), &line, &col);
-                err_at(p, line, col,
-                       "templates are not expanded in run:, pass values through inputs: or env: "
-                       "and read them as environment variables");
+        run = field(p, n, "run", NULL);
+        cmd = field(p, n, "command", &cmd_key);
+        if (run && (s->run = get_string(p, run, "run"))) {
+                const char *t = strstr(s->run, "{{");
+                if (t)
+                        report_in(p, run, (size_t) (t - s->run),
+                                  "templates are not expanded in run:, pass values through "
+                                  "inputs: or env: and read them as environment variables");
+                else if (!s->run[strspn(s->run, " \t\r\n")])
+                        report(p, run, "run: must not be empty");
         }
         if (cmd) {
                 if (run)
-                        err(p, key, "run: and command: are exclusive");
-                if (cmd->type == YAML_MAPPING_NODE) {
-                        static const char *const ck[] = { "entrypoint", "arguments", NULL };
-                        yaml_node_t *ep = yaml_map_get(p->doc, cmd, "entrypoint", NULL);
-                        yaml_node_t *args = yaml_map_get(p->doc, cmd, "arguments", NULL);
-                        check_keys(p, cmd, ck, "command");
-                        if (!ep)
-                                err(p, cmd, "command: needs an entrypoint");
-                        else if (expect(p, ep, YAML_SCALAR_NODE, "command.entrypoint"))
-                                (void) strv_extend(&s->command, yaml_scalar(ep));
-                        if (args && expect(p, args, YAML_SEQUENCE_NODE, "command.arguments"))
-                                for (yaml_node_item_t *it = args->data.sequence.items.start;
-                                     it < args->data.sequence.items.top; it++) {
-                                        yaml_node_t *a = yaml_document_get_node(p->doc, *it);
-                                        if (expect(p, a, YAML_SCALAR_NODE, "command.arguments[]"))
-                                                (void) strv_extend(&s->command, yaml_scalar(a));
-                                }
-                } else if (cmd->type == YAML_SEQUENCE_NODE) {
-                        for (yaml_node_item_t *it = cmd->data.sequence.items.start;
-                             it < cmd->data.sequence.items.top; it++) {
-                                yaml_node_t *a = yaml_document_get_node(p->doc, *it);
-                                if (expect(p, a, YAML_SCALAR_NODE, "command[]"))
-                                        (void) strv_extend(&s->command, yaml_scalar(a));
-                        }
-                        if (strv_length(s->command) == 0)
-                                err(p, cmd, "command: is empty");
-                } else
-                        err(p, cmd, "command: expected a mapping {entrypoint, arguments} or a "
-                                    "list, got %s",
-                            node_kind(cmd));
+                        report(p, cmd_key, "run: and command: are exclusive");
+                parse_command(p, s, cmd);
         }
         if (!run && !cmd)
-                err(p, n, "step '%s' needs run: or command:", strna(s->name));
+                report(p, n, "step '%s' needs run: or command:", strna(s->name));
 
-        if ((v = yaml_map_get(p->doc, n, "dependsOn", NULL))) {
-                if (v->type == YAML_SCALAR_NODE) {
-                        (void) strv_extend(&s->depends_on, yaml_scalar(v));
-                        sn->dep_items = new0(yaml_node_t *, 1);
-                        if (sn->dep_items)
-                                sn->dep_items[sn->n_dep_items++] = v;
-                } else if (expect(p, v, YAML_SEQUENCE_NODE, "dependsOn")) {
-                        size_t cap = (size_t) (v->data.sequence.items.top -
-                                               v->data.sequence.items.start);
-                        sn->dep_items = new0(yaml_node_t *, cap);
-                        for (yaml_node_item_t *it = v->data.sequence.items.start;
-                             sn->dep_items && it < v->data.sequence.items.top; it++) {
-                                yaml_node_t *d = yaml_document_get_node(p->doc, *it);
-                                if (!expect(p, d, YAML_SCALAR_NODE, "dependsOn[]"))
-                                        continue;
-                                (void) strv_extend(&s->depends_on, yaml_scalar(d));
-                                sn->dep_items[sn->n_dep_items++] = d;
-                        }
-                }
-        }
-        if ((v = yaml_map_get(p->doc, n, "if", NULL)) && (s->if_expr = get_string(p, v, "if")))
+        if ((v = field(p, n, "dependsOn", NULL)))
+                parse_dependencies(p, s, sn, v);
+        if ((v = field(p, n, "if", NULL)) && (s->if_expr = get_string(p, v, "if")))
                 sn->if_node = v;
-        if ((v = yaml_map_get(p->doc, n, "inputs", NULL))) {
-                r = parse_kv(p, v, "inputs", false, &s->inputs, &s->n_inputs, &sn->input_nodes);
-                if (r < 0)
-                        return r;
+        if ((v = field(p, n, "inputs", NULL))) {
+                parse_kv(p, v, "inputs", KEY_NAME, &s->inputs, &s->n_inputs, &sn->input_nodes);
+                /* Inputs reach the step as INPUT_<NAME>: two must not land on one variable. */
+                for (size_t a = 0; a < s->n_inputs; a++)
+                        for (size_t b = 0; b < a; b++)
+                                if (input_names_collide(s->inputs[a].key, s->inputs[b].key)) {
+                                        _cleanup_free_ char *var = p_strdup(p, s->inputs[a].key);
+                                        for (char *c = var; c && *c; c++)
+                                                *c = isalnum((unsigned char) *c)
+                                                             ? (char) toupper((unsigned char) *c)
+                                                             : '_';
+                                        report(p, sn->input_nodes[a],
+                                               "inputs: '%s' and '%s' would both be passed as "
+                                               "INPUT_%s",
+                                               s->inputs[b].key, s->inputs[a].key, strna(var));
+                                        break;
+                                }
         }
-        if ((v = yaml_map_get(p->doc, n, "env", NULL))) {
-                r = parse_kv(p, v, "env", true, &s->env, &s->n_env, &sn->env_nodes);
-                if (r < 0)
-                        return r;
+        if ((v = field(p, n, "env", NULL))) {
+                parse_kv(p, v, "env", KEY_ENV_VAR, &s->env, &s->n_env, &sn->env_nodes);
                 for (size_t k = 0; k < s->n_env; k++)
                         if (startswith(s->env[k].key, "ARKEVENT_"))
-                                err(p, sn->env_nodes[k],
-                                    "env: ARKEVENT_* names are set by arkevent itself");
+                                report(p, sn->env_nodes[k],
+                                       "env: %s: ARKEVENT_* variables are set by arkevent itself",
+                                       s->env[k].key);
         }
-        if ((v = yaml_map_get(p->doc, n, "timeoutSeconds", NULL)) &&
-            get_int(p, v, "timeoutSeconds", 1, 365LL * 24 * 3600, &i))
-                s->timeout_usec = (uint64_t) i * 1000000;
-        if ((v = yaml_map_get(p->doc, n, "retries", NULL))) {
-                s->retries_backoff_usec = 1000000;
-                if (v->type == YAML_MAPPING_NODE) {
-                        static const char *const rk[] = { "limit", "backoffSeconds", NULL };
-                        yaml_node_t *l = yaml_map_get(p->doc, v, "limit", NULL);
-                        yaml_node_t *b = yaml_map_get(p->doc, v, "backoffSeconds", NULL);
-                        check_keys(p, v, rk, "retries");
-                        if (!l)
-                                err(p, v, "retries: needs a limit");
-                        else if (get_int(p, l, "retries.limit", 0, 100, &i))
-                                s->retries_limit = (unsigned) i;
-                        if (b && get_int(p, b, "retries.backoffSeconds", 0, 86400, &i))
-                                s->retries_backoff_usec = (uint64_t) i * 1000000;
-                } else if (get_int(p, v, "retries", 0, 100, &i))
-                        s->retries_limit = (unsigned) i;
+        if (get_int(p, field(p, n, "timeoutSeconds", NULL), "timeoutSeconds", 1,
+                    TIMEOUT_SECONDS_MAX, &i))
+                s->timeout_usec = (uint64_t) i * USEC_PER_SEC;
+        if ((v = field(p, n, "retries", NULL)))
+                parse_retries(p, s, v);
+        if ((v = field(p, n, "cpuLimit", NULL)))
+                parse_limit(p, v, &cpu_limit, &s->cpu_millis);
+        if ((v = field(p, n, "memoryLimit", NULL)))
+                parse_limit(p, v, &memory_limit, &s->memory_bytes);
+        if ((v = field(p, n, "image", NULL)))
+                s->image = get_nonempty(p, v, "image");
+        if ((v = field(p, n, "runtime", NULL)))
+                s->runtime = get_nonempty(p, v, "runtime");
+        if ((v = field(p, n, "user", NULL)))
+                parse_user(p, s, v);
+        if ((v = field(p, n, "volumes", NULL)))
+                parse_volumes(p, v, &s->volumes, &s->n_volumes);
+}
+
+/* ---- the steps of a flow, together ------------------------------------------------------- */
+
+typedef struct StepGraph {
+        const Flow *flow;
+        size_t *by_name;   /* step indexes sorted by (name, index); unnamed steps left out */
+        size_t n_by_name;
+        size_t *edge_start; /* n + 1 offsets into edges */
+        size_t *edges;      /* the resolved dependencies of each step, as indexes */
+        yaml_node_t **edge_nodes;
+        uint64_t *reach; /* per step, a bit set of what it depends on, transitively; NULL if
+                          * the dependencies are cyclic */
+        size_t words;
+} StepGraph;
+
+static void step_graph_done(StepGraph *g)
+{
+        free(g->by_name);
+        free(g->edge_start);
+        free(g->edges);
+        free(g->edge_nodes);
+        free(g->reach);
+}
+
+static int by_name_cmp(const void *a, const void *b, void *userdata)
+{
+        const Flow *f = userdata;
+        size_t x = *(const size_t *) a, y = *(const size_t *) b;
+        int c = strcmp(f->steps[x].name, f->steps[y].name);
+        return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
+/* The first step called name, or SIZE_MAX. */
+static size_t step_lookup(const StepGraph *g, const char *name)
+{
+        size_t lo = 0, hi = g->n_by_name;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(g->flow->steps[g->by_name[mid]].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
         }
-        if ((v = yaml_map_get(p->doc, n, "cpuLimit", NULL)) &&
-            expect(p, v, YAML_SCALAR_NODE, "cpuLimit") &&
-            parse_cpu_limit(yaml_scalar(v), &s->cpu_millis) < 0)
-                err(p, v, "invalid cpuLimit '%s' (expected cores like 1 or 0.5, or millicores "
-                          "like \"500m\")",
-                    yaml_scalar(v));
-        if ((v = yaml_map_get(p->doc, n, "memoryLimit", NULL)) &&
-            expect(p, v, YAML_SCALAR_NODE, "memoryLimit") &&
-            parse_memory_limit(yaml_scalar(v), &s->memory_bytes) < 0)
-                err(p, v, "invalid memoryLimit '%s' (expected a size like 256Mi, 1Gi, 512M or 1G)",
-                    yaml_scalar(v));
-        if ((v = yaml_map_get(p->doc, n, "image", NULL)))
-                s->image = get_string(p, v, "image");
-        if ((v = yaml_map_get(p->doc, n, "runtime", NULL)))
-                s->runtime = get_string(p, v, "runtime");
-        if ((v = yaml_map_get(p->doc, n, "user", NULL)))
-                s->user = get_string(p, v, "user");
-        if ((v = yaml_map_get(p->doc, n, "volumes", NULL))) {
-                r = parse_volumes(p, v, &s->volumes, &s->n_volumes);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        if (lo < g->n_by_name && streq(g->flow->steps[g->by_name[lo]].name, name))
+                return g->by_name[lo];
+        return SIZE_MAX;
 }
 
 typedef struct StepCheck {
-        Flow *flow;
-        size_t index;
-        bool *reach; /* transitive dependencies of the step being checked */
+        const StepGraph *graph;
+        size_t reader; /* the step whose template this is; SIZE_MAX: flow level, any step */
 } StepCheck;
 
-static bool step_check(const char *name, void *userdata)
+static int step_check(const char *name, void *userdata)
 {
-        StepCheck *c = userdata;
-        Step *s = flow_find_step(c->flow, name);
-        if (!s)
-                return false;
-        return !c->reach || c->reach[s - c->flow->steps];
+        const StepCheck *c = userdata;
+        const StepGraph *g = c->graph;
+        size_t i = step_lookup(g, name);
+
+        if (i == SIZE_MAX)
+                return -ENOENT;
+        if (c->reader == SIZE_MAX || !g->reach)
+                return 0;
+        if (!(g->reach[c->reader * g->words + i / 64] & (UINT64_C(1) << (i % 64))))
+                return -ENOLINK;
+        return 0;
 }
 
-static void mark_deps(Flow *f, size_t i, bool *reach, unsigned depth)
+static void index_names(Parse *p, StepGraph *g, StepNodes *sn)
 {
-        if (depth > f->n_steps)
+        const Flow *f = g->flow;
+
+        g->by_name = check_alloc(p, new0(size_t, f->n_steps));
+        if (!g->by_name)
                 return;
-        STRV_FOREACH(d, f->steps[i].depends_on) {
-                Step *s = flow_find_step(f, *d);
-                if (s && !reach[s - f->steps]) {
-                        reach[s - f->steps] = true;
-                        mark_deps(f, (size_t) (s - f->steps), reach, depth + 1);
+        for (size_t i = 0; i < f->n_steps; i++)
+                if (f->steps[i].name)
+                        g->by_name[g->n_by_name++] = i;
+        qsort_r(g->by_name, g->n_by_name, sizeof(size_t), by_name_cmp, (void *) f);
+
+        for (size_t k = 1; k < g->n_by_name; k++) {
+                const Step *a = &f->steps[g->by_name[k - 1]], *b = &f->steps[g->by_name[k]];
+                if (streq(a->name, b->name))
+                        report(p, sn[g->by_name[k]].name, "duplicate step name '%s' (first at "
+                                                          "line %u)",
+                               b->name, a->loc.line);
+        }
+}
+
+static void resolve_dependencies(Parse *p, StepGraph *g, StepNodes *sn)
+{
+        const Flow *f = g->flow;
+        _cleanup_free_ const char **names = NULL;
+        size_t n_edges = 0, e = 0;
+
+        for (size_t i = 0; i < f->n_steps; i++)
+                n_edges += strv_length(f->steps[i].depends_on);
+        g->edge_start = check_alloc(p, new0(size_t, f->n_steps + 1));
+        g->edges = check_alloc(p, new0(size_t, n_edges));
+        g->edge_nodes = check_alloc(p, new0(yaml_node_t *, n_edges));
+        names = check_alloc(p, new0(const char *, f->n_steps + 1));
+        if (!g->edge_start || !g->edges || !g->edge_nodes || !names)
+                return;
+        for (size_t i = 0, k = 0; i < f->n_steps; i++)
+                if (f->steps[i].name)
+                        names[k++] = f->steps[i].name;
+
+        for (size_t i = 0; i < f->n_steps; i++) {
+                g->edge_start[i] = e;
+                for (size_t k = 0; f->steps[i].depends_on && f->steps[i].depends_on[k]; k++) {
+                        const char *d = f->steps[i].depends_on[k], *c;
+                        size_t j = step_lookup(g, d);
+
+                        if (j != SIZE_MAX) {
+                                g->edge_nodes[e] = sn[i].deps[k];
+                                g->edges[e++] = j;
+                                continue;
+                        }
+                        c = diag_closest(d, names);
+                        if (c)
+                                report(p, sn[i].deps[k],
+                                       "dependsOn: unknown step '%s' (did you mean '%s'?)", d, c);
+                        else
+                                report(p, sn[i].deps[k], "dependsOn: unknown step '%s'", d);
+                }
+        }
+        g->edge_start[f->n_steps] = e;
+}
+
+static char *cycle_path(const Flow *f, const size_t *stack, size_t from, size_t to, size_t back)
+{
+        _cleanup_free_ char *path = NULL;
+        size_t len = 0;
+
+        for (size_t x = from; x <= to + 1; x++) {
+                const char *name = f->steps[x <= to ? stack[x] : back].name;
+                size_t l = strlen(name);
+                char *np = realloc(path, len + l + 5);
+                if (!np)
+                        return NULL;
+                path = np;
+                if (x > from) {
+                        memcpy(path + len, " -> ", 4);
+                        len += 4;
+                }
+                memcpy(path + len, name, l + 1);
+                len += l;
+        }
+        return TAKE_PTR(path);
+}
+
+/* Depth-first, without recursion. Reports every edge that closes a cycle, naming the cycle;
+ * returns the steps in an order where every step comes after what it depends on, or NULL if
+ * there is a cycle. */
+static size_t *sort_dependencies(Parse *p, const StepGraph *g)
+{
+        const Flow *f = g->flow;
+        size_t n = f->n_steps, n_order = 0;
+        _cleanup_free_ size_t *order = NULL, *stack = NULL, *next = NULL;
+        _cleanup_free_ uint8_t *color = NULL; /* 0 not seen, 1 on the stack, 2 done */
+        bool cyclic = false;
+
+        order = check_alloc(p, new0(size_t, n));
+        stack = check_alloc(p, new0(size_t, n));
+        next = check_alloc(p, new0(size_t, n));
+        color = check_alloc(p, new0(uint8_t, n));
+        if (!order || !stack || !next || !color)
+                return NULL;
+
+        for (size_t root = 0; root < n; root++) {
+                size_t sp = 0;
+
+                if (color[root] != 0)
+                        continue;
+                color[root] = 1;
+                stack[sp++] = root;
+                next[root] = g->edge_start[root];
+                while (sp > 0) {
+                        size_t u = stack[sp - 1], e = next[u], v;
+
+                        if (e == g->edge_start[u + 1]) {
+                                color[u] = 2;
+                                order[n_order++] = u;
+                                sp--;
+                                continue;
+                        }
+                        next[u]++;
+                        v = g->edges[e];
+                        if (color[v] == 0) {
+                                color[v] = 1;
+                                next[v] = g->edge_start[v];
+                                stack[sp++] = v;
+                        } else if (color[v] == 1) {
+                                _cleanup_free_ char *path = NULL;
+                                size_t from = 0;
+
+                                while (stack[from] != v)
+                                        from++;
+                                path = cycle_path(f, stack, from, sp - 1, v);
+                                if (!path)
+                                        fatal(p, -ENOMEM);
+                                report(p, g->edge_nodes[e], "dependency cycle: %s", strna(path));
+                                cyclic = true;
+                        }
+                }
+        }
+        return cyclic ? NULL : TAKE_PTR(order);
+}
+
+static void compute_reach(Parse *p, StepGraph *g, const size_t *order)
+{
+        size_t n = g->flow->n_steps;
+
+        g->words = (n + 63) / 64;
+        g->reach = check_alloc(p, new0(uint64_t, n * g->words));
+        if (!g->reach)
+                return;
+        for (size_t k = 0; k < n; k++) {
+                size_t u = order[k];
+                uint64_t *ru = g->reach + u * g->words;
+                for (size_t e = g->edge_start[u]; e < g->edge_start[u + 1]; e++) {
+                        size_t v = g->edges[e];
+                        const uint64_t *rv = g->reach + v * g->words;
+                        for (size_t w = 0; w < g->words; w++)
+                                ru[w] |= rv[w];
+                        ru[v / 64] |= UINT64_C(1) << (v % 64);
                 }
         }
 }
 
-/* 0 white, 1 on the stack, 2 done. Returns true when a cycle was reported. */
-static bool find_cycle(Parse *p, Flow *f, StepNodes *sn, size_t i, int *color, size_t *stack,
-                       size_t depth)
+/* Names unique, dependencies known and acyclic, templates reading only what is there. */
+static void check_steps(Parse *p, Flow *f, StepNodes *sn, yaml_node_t *output)
 {
-        color[i] = 1;
-        stack[depth] = i;
-        for (size_t k = 0; f->steps[i].depends_on && f->steps[i].depends_on[k]; k++) {
-                Step *d = flow_find_step(f, f->steps[i].depends_on[k]);
-                size_t j;
-                if (!d)
-                        continue;
-                j = (size_t) (d - f->steps);
-                if (color[j] == 1) {
-                        _cleanup_free_ char *path = NULL;
-                        size_t from = 0;
-                        while (stack[from] != j)
-                                from++;
-                        for (size_t x = from; x <= depth; x++) {
-                                char *np = NULL;
-                                if (asprintf(&np, "%s%s -> ", strempty(path),
-                                             strna(f->steps[stack[x]].name)) < 0)
-                                        return true;
-                                free(path);
-                                path = np;
-                        }
-                        err(p, k < sn[i].n_dep_items ? sn[i].dep_items[k] : sn[i].node,
-                            "dependency cycle: %s%s", strempty(path), strna(f->steps[j].name));
-                        return true;
-                }
-                if (color[j] == 0 && find_cycle(p, f, sn, j, color, stack, depth + 1))
-                        return true;
-        }
-        color[i] = 2;
-        return false;
-}
+        _cleanup_(step_graph_done) StepGraph g = { .flow = f };
+        _cleanup_free_ size_t *order = NULL;
 
-static int parse_steps(Parse *p, Flow *f, yaml_node_t *seq, const char *what)
-{
-        StepNodes *sn = NULL;
-        size_t n;
-        int r = 0;
+        index_names(p, &g, sn);
+        if (p->error < 0)
+                return;
+        resolve_dependencies(p, &g, sn);
+        if (p->error < 0)
+                return;
+        order = sort_dependencies(p, &g);
+        if (order)
+                compute_reach(p, &g, order);
+        if (p->error < 0)
+                return;
 
-        if (!expect(p, seq, YAML_SEQUENCE_NODE, what))
-                return 0;
-        n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
-        if (n == 0) {
-                err(p, seq, "%s: at least one is needed", what);
-                return 0;
-        }
-        f->steps = new0(Step, n);
-        sn = new0(StepNodes, n);
-        if (!f->steps || !sn) {
-                free(sn);
-                return -ENOMEM;
-        }
-        f->n_steps = n;
-        for (size_t i = 0; i < n; i++) {
-                r = parse_step(p, yaml_document_get_node(p->doc, seq->data.sequence.items.start[i]),
-                               &f->steps[i], &sn[i]);
-                if (r < 0)
-                        goto finish;
-        }
-
-        /* Names unique, dependencies known, no cycles. */
-        for (size_t i = 0; i < n; i++) {
-                if (!f->steps[i].name)
-                        continue;
-                for (size_t j = 0; j < i; j++)
-                        if (streq_ptr(f->steps[j].name, f->steps[i].name)) {
-                                err(p, sn[i].name, "duplicate step name '%s' (first at line %u)",
-                                    f->steps[i].name, f->steps[j].loc.line);
-                                break;
-                        }
-                for (size_t k = 0; k < sn[i].n_dep_items; k++) {
-                        const char *d = yaml_scalar(sn[i].dep_items[k]);
-                        if (!flow_find_step(f, d)) {
-                                const char *names[65] = {};
-                                for (size_t x = 0; x < n && x < 64; x++)
-                                        names[x] = f->steps[x].name ?: "";
-                                const char *c = closest(d, names);
-                                if (c)
-                                        err(p, sn[i].dep_items[k],
-                                            "dependsOn: unknown step '%s' (did you mean '%s'?)", d,
-                                            c);
-                                else
-                                        err(p, sn[i].dep_items[k], "dependsOn: unknown step '%s'",
-                                            d);
-                        }
-                }
-        }
-        {
-                int *color = new0(int, n);
-                size_t *stack = new0(size_t, n + 1);
-                for (size_t i = 0; color && stack && i < n; i++)
-                        if (color[i] == 0 && find_cycle(p, f, sn, i, color, stack, 0))
-                                break;
-                free(color);
-                free(stack);
-        }
-
-        /* Templates: a step may only read the outputs of steps it depends on. */
-        for (size_t i = 0; i < n; i++) {
-                bool *reach = new0(bool, n);
-                StepCheck c = { f, i, reach };
-                if (!reach) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
-                mark_deps(f, i, reach, 0);
-                check_template(p, sn[i].if_node, true, true, step_check, &c);
+        for (size_t i = 0; i < f->n_steps; i++) {
+                StepCheck c = { &g, i };
+                check_template(p, sn[i].if_node, TEMPLATE_ALL, step_check, &c);
                 for (size_t k = 0; k < f->steps[i].n_inputs; k++)
-                        check_template(p, sn[i].input_nodes[k], true, true, step_check, &c);
+                        check_template(p, sn[i].input_nodes[k], TEMPLATE_ALL, step_check, &c);
                 for (size_t k = 0; k < f->steps[i].n_env; k++)
-                        check_template(p, sn[i].env_nodes[k], true, true, step_check, &c);
-                free(reach);
+                        check_template(p, sn[i].env_nodes[k], TEMPLATE_ALL, step_check, &c);
         }
+        if (output) {
+                StepCheck c = { &g, SIZE_MAX };
+                check_template(p, output, TEMPLATE_ALL, step_check, &c);
+        }
+}
 
-finish:
-        for (size_t i = 0; i < n; i++) {
-                free(sn[i].dep_items);
+static yaml_node_t *step_node(Parse *p, yaml_node_t *seq, size_t i)
+{
+        return yaml_document_get_node(p->doc, seq->data.sequence.items.start[i]);
+}
+
+/* Parses the steps (or activities) of a flow, and its output: (in spec), which reads them. */
+static void parse_steps(Parse *p, Flow *f, yaml_node_t *seq, const char *what, yaml_node_t *spec)
+{
+        yaml_node_t *output = f->output ? field(p, spec, "output", NULL) : NULL;
+        StepNodes *sn;
+        size_t n;
+
+        if (!expect_type(p, seq, YAML_SEQUENCE_NODE, what))
+                return;
+        n = yaml_seq_length(seq);
+        if (n == 0) {
+                report(p, seq, "%s: at least one is needed", what);
+                return;
+        }
+        if (n > STEPS_MAX) {
+                report(p, seq, "%s: too many (%zu, at most %u)", what, n, STEPS_MAX);
+                return;
+        }
+        f->steps = check_alloc(p, new0(Step, n));
+        sn = check_alloc(p, new0(StepNodes, n));
+        if (f->steps && sn) {
+                f->n_steps = n;
+                for (size_t i = 0; i < n; i++)
+                        parse_step(p, step_node(p, seq, i), &f->steps[i], &sn[i]);
+                if (p->error == 0)
+                        check_steps(p, f, sn, output);
+        }
+        for (size_t i = 0; sn && i < n; i++) {
+                free(sn[i].deps);
                 free(sn[i].input_nodes);
                 free(sn[i].env_nodes);
         }
         free(sn);
-        return r;
 }
 
-static int parse_webhooks(Parse *p, Flow *f, yaml_node_t *seq)
-{
-        static const char *const wk[] = { "name", "url", "secretFile", NULL };
-        size_t n;
+/* ---- flows and workflows ----------------------------------------------------------------- */
 
-        if (!expect(p, seq, YAML_SEQUENCE_NODE, "webhooks"))
-                return 0;
-        n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
-        f->webhooks = new0(Webhook, n);
+static void parse_webhooks(Parse *p, Flow *f, yaml_node_t *seq)
+{
+        static const char *const webhook_keys[] = { "name", "url", "secretFile", NULL };
+
+        if (!expect_type(p, seq, YAML_SEQUENCE_NODE, "webhooks"))
+                return;
+        f->webhooks = check_alloc(p, new0(Webhook, yaml_seq_length(seq)));
         if (!f->webhooks)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *w = yaml_document_get_node(p->doc, seq->data.sequence.items.start[i]);
-                yaml_node_t *v;
+                return;
+        YAML_SEQ_FOREACH(it, seq) {
+                yaml_node_t *w = yaml_document_get_node(p->doc, *it), *v;
                 Webhook *h = &f->webhooks[f->n_webhooks];
-                if (!expect(p, w, YAML_MAPPING_NODE, "webhooks[]"))
+
+                if (!expect_type(p, w, YAML_MAPPING_NODE, "webhooks[]"))
                         continue;
-                check_keys(p, w, wk, "a webhook");
-                if ((v = yaml_map_get(p->doc, w, "name", NULL)))
-                        h->name = get_string(p, v, "webhooks[].name");
-                v = yaml_map_get(p->doc, w, "url", NULL);
-                if (!v)
-                        err(p, w, "a webhook needs a url");
-                else if ((h->url = get_string(p, v, "webhooks[].url")) &&
-                         !startswith(h->url, "http://") && !startswith(h->url, "https://"))
-                        err(p, v, "webhook url '%s' must start with http:// or https://", h->url);
-                if ((v = yaml_map_get(p->doc, w, "secretFile", NULL)))
-                        h->secret_file = get_string(p, v, "webhooks[].secretFile");
+                check_keys(p, w, webhook_keys, "a webhook", NULL);
+                if ((v = field(p, w, "name", NULL)))
+                        h->name = get_nonempty(p, v, "webhooks[].name");
+                v = require_field(p, w, "url", "webhooks[].url");
+                if (v && (h->url = get_string(p, v, "webhooks[].url")) &&
+                    !startswith(h->url, "http://") && !startswith(h->url, "https://"))
+                        report(p, v, "webhooks[].url: '%s' must start with http:// or https://",
+                               h->url);
+                if ((v = field(p, w, "secretFile", NULL)) &&
+                    (h->secret_file = get_string(p, v, "webhooks[].secretFile")) &&
+                    h->secret_file[0] != '/')
+                        report(p, v, "webhooks[].secretFile: '%s' must be an absolute path",
+                               h->secret_file);
                 f->n_webhooks++;
         }
-        return 0;
 }
 
-/* ---- documents --------------------------------------------------------------------------- */
-
-static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
-static const char *const metadata_keys[] = { "name", "namespace", "labels", "annotations", NULL };
-static const char *const flow_spec_keys[] = { "steps",   "input",  "output",   "timeoutSeconds",
-                                              "concurrency", "webhooks", "options", "runtime",
-                                              "image", "storagePolicy", "volumes", "mountPath",
-                                              "description", NULL };
-static const char *const workflow_keys[] = { "name", "namespace", "spec", NULL };
-static const char *const workflow_spec_keys[] = { "runtime",  "image",  "storagePolicy",
-                                                  "webhooks", "volumes", "mountPath",
-                                                  "activities", "input", "output",
-                                                  "timeoutSeconds", "concurrency", NULL };
-static const char *const trigger_spec_keys[] = { "source", "targets", "concurrencyPolicy",
-                                                 "suspended", NULL };
-static const char *const source_keys[] = { "type",  "cron",  "calendar", "flow", "pipelineOutput",
-                                           "onPhase", "topic", "webhook", NULL };
-
-static void parse_metadata(Parse *p, yaml_node_t *root, ResourceDoc *d)
+static void parse_storage_policy(Parse *p, Flow *f, yaml_node_t *v)
 {
-        yaml_node_t *md = yaml_map_get(p->doc, root, "metadata", NULL), *v;
+        static const char *const storage_keys[] = { "type", NULL };
+        static const char *const storage_types[] = { "default", "ephemeral", NULL };
+        yaml_node_t *t;
 
-        if (!md) {
-                err(p, root, "missing metadata (with name, and optionally namespace)");
+        if (!expect_type(p, v, YAML_MAPPING_NODE, "storagePolicy"))
                 return;
-        }
-        if (!expect(p, md, YAML_MAPPING_NODE, "metadata"))
-                return;
-        check_keys(p, md, metadata_keys, "metadata");
-        v = yaml_map_get(p->doc, md, "name", NULL);
-        if (!v)
-                err(p, md, "metadata.name is required");
-        else if ((d->name = get_string(p, v, "metadata.name")) && !name_valid(d->name, true))
-                err(p, v, "invalid name '%s' (letters, digits, '-', '_' and '.')", d->name);
-        if ((v = yaml_map_get(p->doc, md, "namespace", NULL))) {
-                if ((d->namespace = get_string(p, v, "metadata.namespace")) &&
-                    !name_valid(d->namespace, true))
-                        err(p, v, "invalid namespace '%s'", d->namespace);
-        }
+        check_keys(p, v, storage_keys, "storagePolicy", NULL);
+        t = require_field(p, v, "type", "storagePolicy.type");
+        if (t && get_word(p, t, "storagePolicy.type", storage_types) >= 0)
+                f->storage_policy = p_strdup(p, yaml_scalar(t));
 }
 
-static int parse_flow_common(Parse *p, Flow *f, yaml_node_t *spec)
+/* What ArkFlow specs and AkoFlow workflow specs share. */
+static void parse_flow_common(Parse *p, Flow *f, yaml_node_t *spec)
 {
         yaml_node_t *v;
         int64_t i;
-        int r;
 
-        if ((v = yaml_map_get(p->doc, spec, "input", NULL))) {
-                if (expect(p, v, YAML_MAPPING_NODE, "input"))
-                        f->input_defaults = yaml_node_to_json(p->doc, v);
-        }
-        if ((v = yaml_map_get(p->doc, spec, "output", NULL)) &&
-            (f->output = get_string(p, v, "output")))
-                check_template(p, v, true, true, NULL, NULL);
-        if ((v = yaml_map_get(p->doc, spec, "timeoutSeconds", NULL)) &&
-            get_int(p, v, "timeoutSeconds", 1, 365LL * 24 * 3600, &i))
-                f->timeout_usec = (uint64_t) i * 1000000;
-        if ((v = yaml_map_get(p->doc, spec, "concurrency", NULL)) &&
-            get_int(p, v, "concurrency", 0, 100000, &i))
+        if ((v = field(p, spec, "input", NULL)) && expect_type(p, v, YAML_MAPPING_NODE, "input"))
+                f->input_defaults = to_json(p, v, "input");
+        /* output: is checked with the steps, which it may read. */
+        if ((v = field(p, spec, "output", NULL)))
+                f->output = get_string(p, v, "output");
+        if (get_int(p, field(p, spec, "timeoutSeconds", NULL), "timeoutSeconds", 1,
+                    TIMEOUT_SECONDS_MAX, &i))
+                f->timeout_usec = (uint64_t) i * USEC_PER_SEC;
+        if (get_int(p, field(p, spec, "concurrency", NULL), "concurrency", 0, CONCURRENCY_MAX,
+                    &i))
                 f->concurrency = (unsigned) i;
-        if ((v = yaml_map_get(p->doc, spec, "webhooks", NULL))) {
-                r = parse_webhooks(p, f, v);
-                if (r < 0)
-                        return r;
-        }
-        if ((v = yaml_map_get(p->doc, spec, "options", NULL)) &&
-            expect(p, v, YAML_MAPPING_NODE, "options")) {
-                static const char *const ok[] = { "event", NULL };
+        if ((v = field(p, spec, "webhooks", NULL)))
+                parse_webhooks(p, f, v);
+        if ((v = field(p, spec, "options", NULL)) &&
+            expect_type(p, v, YAML_MAPPING_NODE, "options")) {
+                static const char *const options_keys[] = { "event", NULL };
                 yaml_node_t *e;
-                check_keys(p, v, ok, "options");
-                if ((e = yaml_map_get(p->doc, v, "event", NULL)))
-                        f->event_topic = get_string(p, e, "options.event");
+
+                check_keys(p, v, options_keys, "options", NULL);
+                if ((e = field(p, v, "event", NULL)))
+                        f->event_topic = get_name(p, e, "options.event", true);
         }
-        if ((v = yaml_map_get(p->doc, spec, "runtime", NULL)))
-                f->runtime = get_string(p, v, "runtime");
-        if ((v = yaml_map_get(p->doc, spec, "image", NULL)))
-                f->image = get_string(p, v, "image");
-        if ((v = yaml_map_get(p->doc, spec, "mountPath", NULL)) &&
+        if ((v = field(p, spec, "runtime", NULL)))
+                f->runtime = get_nonempty(p, v, "runtime");
+        if ((v = field(p, spec, "image", NULL)))
+                f->image = get_nonempty(p, v, "image");
+        if ((v = field(p, spec, "mountPath", NULL)) &&
             (f->mount_path = get_string(p, v, "mountPath")) && f->mount_path[0] != '/')
-                err(p, v, "mountPath must be an absolute path");
-        if ((v = yaml_map_get(p->doc, spec, "storagePolicy", NULL)) &&
-            expect(p, v, YAML_MAPPING_NODE, "storagePolicy")) {
-                static const char *const sk[] = { "type", NULL };
-                yaml_node_t *t;
-                check_keys(p, v, sk, "storagePolicy");
-                if ((t = yaml_map_get(p->doc, v, "type", NULL)) &&
-                    (f->storage_policy = get_string(p, t, "storagePolicy.type")) &&
-                    !streq(f->storage_policy, "default") && !streq(f->storage_policy, "ephemeral"))
-                        err(p, t, "storagePolicy.type must be default or ephemeral, not '%s'",
-                            f->storage_policy);
-        }
-        if ((v = yaml_map_get(p->doc, spec, "volumes", NULL))) {
-                r = parse_volumes(p, v, &f->volumes, &f->n_volumes);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+                report(p, v, "mountPath: '%s' must be an absolute path", f->mount_path);
+        if ((v = field(p, spec, "storagePolicy", NULL)))
+                parse_storage_policy(p, f, v);
+        if ((v = field(p, spec, "volumes", NULL)))
+                parse_volumes(p, v, &f->volumes, &f->n_volumes);
 }
 
-static int parse_flow(Parse *p, yaml_node_t *root, ResourceDoc *d)
+static Flow *flow_new(Parse *p, ResourceKind kind)
+{
+        Flow *f = check_alloc(p, new0(Flow, 1));
+        if (f) {
+                f->n_ref = 1;
+                f->kind = kind;
+        }
+        return f;
+}
+
+static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status",
+                                        NULL };
+static const Hint top_hints[] = {
+        { "name", "metadata.name" },
+        { "namespace", "metadata.namespace" },
+        { "labels", "metadata.labels" },
+        { "steps", "spec.steps" },
+        { "source", "spec.source" },
+        { "targets", "spec.targets" },
+        {},
+};
+static const char *const metadata_keys[] = { "name", "namespace", "labels", "annotations", NULL };
+static const char *const flow_spec_keys[] = {
+        "steps",   "input", "output",        "timeoutSeconds", "concurrency", "webhooks",
+        "options", "runtime", "image", "storagePolicy", "volumes",   "mountPath",
+        "description", NULL,
+};
+static const Hint flow_spec_hints[] = {
+        { "activities", "steps" },
+        { "event", "options.event" },
+        {},
+};
+static const char *const workflow_keys[] = { "name", "namespace", "spec", NULL };
+static const char *const workflow_spec_keys[] = {
+        "runtime", "image",  "storagePolicy", "webhooks",       "volumes",     "mountPath",
+        "activities", "input", "output",     "timeoutSeconds", "concurrency", NULL,
+};
+static const Hint workflow_spec_hints[] = { { "steps", "activities" }, {} };
+
+static void parse_metadata(Parse *p, yaml_node_t *root, ResourceDoc *d, bool *ret_ns_broken)
+{
+        static const struct {
+                const char *key, *what;
+        } free_maps[] = {
+                { "labels", "metadata.labels" },
+                { "annotations", "metadata.annotations" },
+        };
+        yaml_node_t *md = require_field(p, root, "metadata", "metadata (with name)"), *v;
+
+        if (!md || !expect_type(p, md, YAML_MAPPING_NODE, "metadata"))
+                return;
+        check_keys(p, md, metadata_keys, "metadata", NULL);
+        v = require_field(p, md, "name", "metadata.name");
+        if (v) {
+                d->name_loc = node_loc(p, v);
+                d->name = get_name(p, v, "metadata.name", true);
+        }
+        if ((v = field(p, md, "namespace", NULL))) {
+                d->namespace = get_name(p, v, "metadata.namespace", true);
+                *ret_ns_broken = !d->namespace;
+        }
+        /* Accepted and checked, not kept: nothing reads them yet. */
+        for (size_t i = 0; i < ELEMENTSOF(free_maps); i++)
+                if ((v = field(p, md, free_maps[i].key, NULL))) {
+                        KeyValue *kv = NULL;
+                        size_t n = 0;
+                        parse_kv(p, v, free_maps[i].what, KEY_ANY, &kv, &n, NULL);
+                        key_values_free(kv, n);
+                }
+}
+
+static void parse_api_version(Parse *p, yaml_node_t *root)
+{
+        yaml_node_t *v = field(p, root, "apiVersion", NULL);
+
+        if (v && expect_type(p, v, YAML_SCALAR_NODE, "apiVersion") &&
+            !streq(yaml_scalar(v), API_VERSION))
+                report(p, v, "unsupported apiVersion '%s' (expected %s)", yaml_scalar(v),
+                       API_VERSION);
+}
+
+static void parse_flow(Parse *p, yaml_node_t *root, ResourceDoc *d, bool *ret_ns_broken)
 {
         yaml_node_t *spec;
         Flow *f;
-        int r;
 
-        check_keys(p, root, top_keys, "an ArkFlow");
-        parse_metadata(p, root, d);
-        f = new0(Flow, 1);
+        check_keys(p, root, top_keys, "an ArkFlow", top_hints);
+        parse_api_version(p, root);
+        parse_metadata(p, root, d, ret_ns_broken);
+        f = d->flow = flow_new(p, RESOURCE_FLOW);
         if (!f)
-                return -ENOMEM;
-        f->n_ref = 1;
-        f->kind = RESOURCE_FLOW;
-        d->flow = f;
+                return;
 
-        spec = yaml_map_get(p->doc, root, "spec", NULL);
-        if (!spec) {
-                err(p, root, "missing spec (with steps)");
-                return 0;
-        }
-        if (!expect(p, spec, YAML_MAPPING_NODE, "spec"))
-                return 0;
-        check_keys(p, spec, flow_spec_keys, "spec");
-        r = parse_flow_common(p, f, spec);
-        if (r < 0)
-                return r;
-        yaml_node_t *steps = yaml_map_get(p->doc, spec, "steps", NULL);
-        if (!steps) {
-                err(p, spec, "spec.steps is required");
-                return 0;
-        }
-        return parse_steps(p, f, steps, "steps");
+        spec = require_field(p, root, "spec", "spec (with steps)");
+        if (!spec || !expect_type(p, spec, YAML_MAPPING_NODE, "spec"))
+                return;
+        check_keys(p, spec, flow_spec_keys, "spec", flow_spec_hints);
+        parse_flow_common(p, f, spec);
+        yaml_node_t *steps = require_field(p, spec, "steps", "spec.steps");
+        if (steps)
+                parse_steps(p, f, steps, "steps", spec);
 }
 
-static int parse_workflow(Parse *p, yaml_node_t *root, ResourceDoc *d)
+static void parse_workflow(Parse *p, yaml_node_t *root, ResourceDoc *d, bool *ret_ns_broken)
 {
         yaml_node_t *spec, *v;
         Flow *f;
-        int r;
 
-        check_keys(p, root, workflow_keys, "a workflow");
-        v = yaml_map_get(p->doc, root, "name", NULL);
-        if ((d->name = get_string(p, v, "name")) && !name_valid(d->name, true))
-                err(p, v, "invalid workflow name '%s' (letters, digits, '-', '_' and '.')",
-                    d->name);
-        if ((v = yaml_map_get(p->doc, root, "namespace", NULL)))
-                d->namespace = get_string(p, v, "namespace");
-
-        f = new0(Flow, 1);
-        if (!f)
-                return -ENOMEM;
-        f->n_ref = 1;
-        f->kind = RESOURCE_WORKFLOW;
-        d->flow = f;
-
-        spec = yaml_map_get(p->doc, root, "spec", NULL);
-        if (!expect(p, spec, YAML_MAPPING_NODE, "spec"))
-                return 0;
-        check_keys(p, spec, workflow_spec_keys, "spec");
-        r = parse_flow_common(p, f, spec);
-        if (r < 0)
-                return r;
-        v = yaml_map_get(p->doc, spec, "activities", NULL);
-        if (!v) {
-                err(p, spec, "spec.activities is required");
-                return 0;
+        check_keys(p, root, workflow_keys, "a workflow", NULL);
+        v = require_field(p, root, "name", "name");
+        if (v) {
+                d->name_loc = node_loc(p, v);
+                d->name = get_name(p, v, "name", true);
         }
-        return parse_steps(p, f, v, "activities");
+        if ((v = field(p, root, "namespace", NULL))) {
+                d->namespace = get_name(p, v, "namespace", true);
+                *ret_ns_broken = !d->namespace;
+        }
+        f = d->flow = flow_new(p, RESOURCE_WORKFLOW);
+        if (!f)
+                return;
+
+        spec = require_field(p, root, "spec", "spec (with activities)");
+        if (!spec || !expect_type(p, spec, YAML_MAPPING_NODE, "spec"))
+                return;
+        check_keys(p, spec, workflow_spec_keys, "spec", workflow_spec_hints);
+        parse_flow_common(p, f, spec);
+        v = require_field(p, spec, "activities", "spec.activities");
+        if (v)
+                parse_steps(p, f, v, "activities", spec);
 }
 
-static int parse_targets(Parse *p, Trigger *t, yaml_node_t *seq)
-{
-        static const char *const tk[] = { "pipeline", "input", NULL };
-        size_t n;
+/* ---- triggers ---------------------------------------------------------------------------- */
 
-        if (!expect(p, seq, YAML_SEQUENCE_NODE, "targets"))
-                return 0;
-        n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
-        if (n == 0) {
-                err(p, seq, "targets: at least one target is needed");
-                return 0;
+/* Every string leaf of a target's input may be a template. yaml_node_to_json() has bounded the
+ * depth and size of the tree already. */
+static void check_input_templates(Parse *p, yaml_node_t *n, unsigned depth)
+{
+        if (!n || depth >= YAML_JSON_DEPTH_MAX)
+                return;
+        if (n->type == YAML_SCALAR_NODE)
+                check_template(p, n, TEMPLATE_TRIGGER, NULL, NULL);
+        else if (n->type == YAML_SEQUENCE_NODE) {
+                YAML_SEQ_FOREACH(it, n)
+                        check_input_templates(p, yaml_document_get_node(p->doc, *it), depth + 1);
+        } else if (n->type == YAML_MAPPING_NODE) {
+                YAML_MAP_FOREACH(a, n)
+                        check_input_templates(p, yaml_document_get_node(p->doc, a->value),
+                                              depth + 1);
         }
-        t->targets = new0(TriggerTarget, n);
+}
+
+static void parse_targets(Parse *p, Trigger *t, yaml_node_t *seq)
+{
+        static const char *const target_keys[] = { "pipeline", "input", NULL };
+        static const Hint target_hints[] = { { "flow", "pipeline" }, { "inputs", "input" }, {} };
+
+        if (!expect_type(p, seq, YAML_SEQUENCE_NODE, "spec.targets"))
+                return;
+        if (yaml_seq_length(seq) == 0) {
+                report(p, seq, "spec.targets: at least one target is needed");
+                return;
+        }
+        t->targets = check_alloc(p, new0(TriggerTarget, yaml_seq_length(seq)));
         if (!t->targets)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *tn = yaml_document_get_node(p->doc, seq->data.sequence.items.start[i]);
+                return;
+        YAML_SEQ_FOREACH(it, seq) {
+                yaml_node_t *tn = yaml_document_get_node(p->doc, *it), *v;
                 TriggerTarget *x = &t->targets[t->n_targets];
-                yaml_node_t *v;
-                if (!expect(p, tn, YAML_MAPPING_NODE, "targets[]"))
+
+                if (!expect_type(p, tn, YAML_MAPPING_NODE, "spec.targets[]"))
                         continue;
-                check_keys(p, tn, tk, "a target");
-                v = yaml_map_get(p->doc, tn, "pipeline", NULL);
-                if (!v) {
-                        err(p, tn, "a target needs a pipeline");
+                check_keys(p, tn, target_keys, "a target", target_hints);
+                v = require_field(p, tn, "pipeline", "targets[].pipeline");
+                if (!v || !(x->pipeline = get_name(p, v, "targets[].pipeline", true)))
                         continue;
-                }
-                x->pipeline = get_string(p, v, "targets[].pipeline");
-                if (!x->pipeline)
-                        continue;
-                x->loc = (SourceLoc){ strdup(p->file), (unsigned) v->start_mark.line + 1,
-                                      (unsigned) v->start_mark.column + 1 };
-                if ((v = yaml_map_get(p->doc, tn, "input", NULL)) &&
-                    expect(p, v, YAML_MAPPING_NODE, "targets[].input")) {
-                        /* Every string leaf may be a template. */
-                        yaml_node_t *stack[256];
-                        size_t sp = 0;
-                        stack[sp++] = v;
-                        while (sp > 0) {
-                                yaml_node_t *c = stack[--sp];
-                                if (c->type == YAML_SCALAR_NODE)
-                                        check_template(p, c, false, true, NULL, NULL);
-                                else if (c->type == YAML_MAPPING_NODE)
-                                        for (yaml_node_pair_t *a = c->data.mapping.pairs.start;
-                                             a < c->data.mapping.pairs.top && sp < 256; a++)
-                                                stack[sp++] = yaml_document_get_node(p->doc, a->value);
-                                else if (c->type == YAML_SEQUENCE_NODE)
-                                        for (yaml_node_item_t *it = c->data.sequence.items.start;
-                                             it < c->data.sequence.items.top && sp < 256; it++)
-                                                stack[sp++] = yaml_document_get_node(p->doc, *it);
-                        }
-                        x->input = yaml_node_to_json(p->doc, v);
-                }
+                x->loc = node_loc(p, v);
                 t->n_targets++;
+                if ((v = field(p, tn, "input", NULL)) &&
+                    expect_type(p, v, YAML_MAPPING_NODE, "targets[].input")) {
+                        x->input = to_json(p, v, "targets[].input");
+                        if (x->input)
+                                check_input_templates(p, v, 0);
+                }
         }
-        return 0;
 }
 
 static void parse_cron(Parse *p, Trigger *t, yaml_node_t *v)
@@ -907,224 +1348,430 @@ static void parse_cron(Parse *p, Trigger *t, yaml_node_t *v)
         _cleanup_(cron_freep) CronExpr *c = NULL;
         _cleanup_free_ char *e = NULL;
         size_t off = 0;
-        unsigned line, col;
+        int r;
 
-        if (!(t->cron = get_string(p, v, "source.cron")))
+        t->cron = get_nonempty(p, v, "source.cron");
+        if (!t->cron)
                 return;
-        if (cron_parse(t->cron, &c, &e, &off) < 0) {
-                scalar_pos(p, v, off, &line, &col);
-                err_at(p, line, col, "invalid cron expression: %s", strna(e));
+        r = cron_parse(t->cron, &c, &e, &off);
+        if (r == -EINVAL) {
+                report_in(p, v, off, "invalid cron expression: %s",
+                          e ?: "expected 5 fields: minute hour day-of-month month day-of-week");
                 return;
         }
-        if (cron_to_on_calendar(c, &t->on_calendar) < 0)
-                err(p, v, "cannot convert '%s' to a systemd calendar", t->cron);
+        if (r < 0) {
+                fatal(p, r);
+                return;
+        }
+        r = cron_to_on_calendar(c, &t->on_calendar);
+        if (r == -ENOMEM)
+                fatal(p, r);
+        else if (r < 0)
+                report(p, v, "source.cron: cannot express '%s' as a systemd calendar", t->cron);
+}
+
+/* A systemd calendar expression is checked lightly here: the characters it may hold. The
+ * timer unit's own parser has the last word. */
+static void add_calendar(Parse *p, Trigger *t, yaml_node_t *n)
+{
+        const char *s;
+        size_t bad;
+
+        if (!expect_type(p, n, YAML_SCALAR_NODE, "source.calendar"))
+                return;
+        s = yaml_scalar(n);
+        if (!s[strspn(s, " ")]) {
+                report(p, n, "source.calendar: must not be empty");
+                return;
+        }
+        if (strlen(s) > 256) {
+                report(p, n, "source.calendar: longer than 256 characters");
+                return;
+        }
+        bad = strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        " *,-./:~+_");
+        if (s[bad]) {
+                int len = 1;
+                while (((unsigned char) s[bad + len] & 0xC0) == 0x80)
+                        len++;
+                report_in(p, n, bad, "source.calendar: unexpected character '%.*s' in a calendar "
+                                     "expression",
+                          len, s + bad);
+                return;
+        }
+        p_strv_extend(p, &t->on_calendar, s);
 }
 
 static void parse_calendar(Parse *p, Trigger *t, yaml_node_t *v)
 {
-        yaml_node_t *items[64];
-        size_t n = 0;
-
-        if (v->type == YAML_SCALAR_NODE)
-                items[n++] = v;
-        else if (expect(p, v, YAML_SEQUENCE_NODE, "source.calendar"))
-                for (yaml_node_item_t *it = v->data.sequence.items.start;
-                     it < v->data.sequence.items.top && n < 64; it++)
-                        items[n++] = yaml_document_get_node(p->doc, *it);
-        for (size_t i = 0; i < n; i++) {
-                const char *s = yaml_scalar(items[i]);
-                if (!expect(p, items[i], YAML_SCALAR_NODE, "source.calendar[]"))
-                        continue;
-                if (!*s || strlen(s) > 256 || strpbrk(s, "\n\r;'\"\\")) {
-                        err(p, items[i], "invalid calendar expression '%s'", s);
-                        continue;
-                }
-                (void) strv_extend(&t->on_calendar, s);
+        if (v->type != YAML_SEQUENCE_NODE) {
+                add_calendar(p, t, v);
+                return;
         }
-        if (n == 0)
-                err(p, v, "source.calendar is empty");
+        if (yaml_seq_length(v) == 0)
+                report(p, v, "source.calendar: at least one expression is needed");
+        else if (yaml_seq_length(v) > CALENDARS_MAX)
+                report(p, v, "source.calendar: too many expressions (at most %u)", CALENDARS_MAX);
+        else
+                YAML_SEQ_FOREACH(it, v)
+                        add_calendar(p, t, yaml_document_get_node(p->doc, *it));
 }
 
-static int parse_trigger(Parse *p, yaml_node_t *root, ResourceDoc *d)
+static void parse_flow_source(Parse *p, Trigger *t, yaml_node_t *src)
 {
-        yaml_node_t *spec, *src, *v, *tv;
+        static const char *const po_keys[] = { "name", "onPhase", NULL };
+        static const char *const phases[] = { "Succeeded", "Failed", "Any", NULL };
+        yaml_node_t *fl = field(p, src, "flow", NULL);
+        yaml_node_t *po = field(p, src, "pipelineOutput", NULL);
+        yaml_node_t *ph = field(p, src, "onPhase", NULL);
+        int r;
+
+        if (po && expect_type(p, po, YAML_MAPPING_NODE, "source.pipelineOutput")) {
+                yaml_node_t *n = field(p, po, "name", NULL), *ph2 = field(p, po, "onPhase", NULL);
+
+                check_keys(p, po, po_keys, "source.pipelineOutput", NULL);
+                if (fl && n)
+                        report(p, n, "source.flow and source.pipelineOutput.name are two "
+                                     "spellings of one thing: give one");
+                else if (n)
+                        fl = n;
+                if (ph && ph2)
+                        report(p, ph2, "source.onPhase and source.pipelineOutput.onPhase are two "
+                                       "spellings of one thing: give one");
+                else if (ph2)
+                        ph = ph2;
+        }
+        if (!fl)
+                report(p, src, "a flow-output trigger needs source.flow (or "
+                               "source.pipelineOutput.name)");
+        else if ((t->flow = get_name(p, fl, "source.flow", true)))
+                t->source_loc = node_loc(p, fl);
+
+        t->on_phase = ON_PHASE_SUCCEEDED;
+        if (ph && (r = get_word(p, ph, "onPhase", phases)) >= 0)
+                t->on_phase = (OnPhase) r;
+}
+
+/* Which source fields go with which type (the index of trigger_type_table, and the
+ * pipeline-output spelling mapped to flow-output). */
+static const char *const source_fields[_TRIGGER_TYPE_MAX][4] = {
+        [TRIGGER_WEBHOOK] = { "webhook" },
+        [TRIGGER_CRON] = { "cron", "calendar" },
+        [TRIGGER_FLOW_OUTPUT] = { "flow", "pipelineOutput", "onPhase" },
+        [TRIGGER_TOPIC] = { "topic" },
+};
+
+static void check_source_fields(Parse *p, TriggerType type, yaml_node_t *src, const char *type_s)
+{
+        YAML_MAP_FOREACH(a, src) {
+                yaml_node_t *k = yaml_document_get_node(p->doc, a->key);
+                const char *key = yaml_scalar(k);
+                bool own = false, other = false;
+
+                if (!key || streq(key, "type"))
+                        continue;
+                for (int i = 0; i < _TRIGGER_TYPE_MAX; i++)
+                        for (size_t j = 0; j < ELEMENTSOF(source_fields[i]) && source_fields[i][j];
+                             j++)
+                                if (streq(source_fields[i][j], key)) {
+                                        if (i == (int) type)
+                                                own = true;
+                                        else
+                                                other = true;
+                                }
+                if (other && !own)
+                        report(p, k, "source.%s does not apply to a %s trigger", key, type_s);
+        }
+}
+
+static void parse_source(Parse *p, Trigger *t, yaml_node_t *src)
+{
+        static const char *const source_keys[] = { "type",    "cron",  "calendar", "flow",
+                                                    "pipelineOutput", "onPhase", "topic",
+                                                    "webhook", NULL };
+        static const char *const types[] = { "webhook", "cron", "flow-output", "pipeline-output",
+                                             "topic", NULL };
+        yaml_node_t *tv, *v;
+        const char *type_s;
+        int type;
+
+        if (!expect_type(p, src, YAML_MAPPING_NODE, "spec.source"))
+                return;
+        check_keys(p, src, source_keys, "spec.source", NULL);
+        tv = require_field(p, src, "type",
+                           "spec.source.type (webhook, cron, flow-output or topic)");
+        if (!tv || (type = get_word(p, tv, "spec.source.type", types)) < 0)
+                return;
+        type_s = yaml_scalar(tv);
+        t->type = streq(type_s, "pipeline-output") ? TRIGGER_FLOW_OUTPUT
+                                                   : trigger_type_from_string(type_s);
+        check_source_fields(p, t->type, src, type_s);
+
+        switch (t->type) {
+        case TRIGGER_WEBHOOK:
+                if ((v = field(p, src, "webhook", NULL)) &&
+                    expect_type(p, v, YAML_MAPPING_NODE, "source.webhook")) {
+                        static const char *const webhook_keys[] = { "hmacSecretFile", NULL };
+                        yaml_node_t *h;
+
+                        check_keys(p, v, webhook_keys, "source.webhook", NULL);
+                        if ((h = field(p, v, "hmacSecretFile", NULL)) &&
+                            (t->hmac_secret_file = get_string(p, h, "hmacSecretFile")) &&
+                            t->hmac_secret_file[0] != '/')
+                                report(p, h, "hmacSecretFile: '%s' must be an absolute path",
+                                       t->hmac_secret_file);
+                }
+                break;
+        case TRIGGER_CRON: {
+                yaml_node_t *c = field(p, src, "cron", NULL);
+                yaml_node_t *cal = field(p, src, "calendar", NULL);
+                if (c && cal)
+                        report(p, cal, "source.cron and source.calendar are exclusive");
+                else if (c)
+                        parse_cron(p, t, c);
+                else if (cal)
+                        parse_calendar(p, t, cal);
+                else
+                        report(p, src, "a cron trigger needs source.cron (5 fields, UTC) or "
+                                       "source.calendar");
+                break;
+        }
+        case TRIGGER_FLOW_OUTPUT:
+                parse_flow_source(p, t, src);
+                break;
+        case TRIGGER_TOPIC:
+                v = require_field(p, src, "topic", "source.topic (for a topic trigger)");
+                if (v)
+                        t->topic = get_name(p, v, "source.topic", true);
+                break;
+        default:
+                break;
+        }
+}
+
+static void parse_trigger(Parse *p, yaml_node_t *root, ResourceDoc *d, bool *ret_ns_broken)
+{
+        static const char *const trigger_spec_keys[] = { "source", "targets", "concurrencyPolicy",
+                                                         "suspended", NULL };
+        static const char *const policies[] = { "Allow", "Forbid", "Replace", NULL };
+        static const Hint trigger_spec_hints[] = { { "type", "source.type" },
+                                                   { "cron", "source.cron" },
+                                                   { "target", "targets" },
+                                                   {} };
+        yaml_node_t *spec, *v;
         Trigger *t;
         int r;
 
-        check_keys(p, root, top_keys, "an ArkEvent");
-        parse_metadata(p, root, d);
-        t = new0(Trigger, 1);
+        check_keys(p, root, top_keys, "an ArkEvent", top_hints);
+        parse_api_version(p, root);
+        parse_metadata(p, root, d, ret_ns_broken);
+        t = d->trigger = check_alloc(p, new0(Trigger, 1));
         if (!t)
-                return -ENOMEM;
+                return;
         t->n_ref = 1;
-        d->trigger = t;
 
-        spec = yaml_map_get(p->doc, root, "spec", NULL);
-        if (!spec) {
-                err(p, root, "missing spec (with source and targets)");
-                return 0;
-        }
-        if (!expect(p, spec, YAML_MAPPING_NODE, "spec"))
-                return 0;
-        check_keys(p, spec, trigger_spec_keys, "spec");
+        spec = require_field(p, root, "spec", "spec (with source and targets)");
+        if (!spec || !expect_type(p, spec, YAML_MAPPING_NODE, "spec"))
+                return;
+        check_keys(p, spec, trigger_spec_keys, "spec", trigger_spec_hints);
 
-        src = yaml_map_get(p->doc, spec, "source", NULL);
-        if (!src)
-                err(p, spec, "spec.source is required");
-        else if (expect(p, src, YAML_MAPPING_NODE, "spec.source")) {
-                const char *type;
-                check_keys(p, src, source_keys, "spec.source");
-                tv = yaml_map_get(p->doc, src, "type", NULL);
-                type = tv ? yaml_scalar(tv) : NULL;
-                if (!tv)
-                        err(p, src, "spec.source.type is required (webhook, cron, flow-output or "
-                                    "topic)");
-                else if (!expect(p, tv, YAML_SCALAR_NODE, "spec.source.type"))
-                        ;
-                else if (streq(type, "pipeline-output"))
-                        t->type = TRIGGER_FLOW_OUTPUT;
-                else if ((int) (t->type = trigger_type_from_string(type)) < 0) {
-                        static const char *const types[] = { "webhook", "cron", "flow-output",
-                                                             "pipeline-output", "topic", NULL };
-                        const char *c = closest(type, types);
-                        if (c)
-                                err(p, tv, "unknown source type '%s' (did you mean '%s'?)", type,
-                                    c);
-                        else
-                                err(p, tv, "unknown source type '%s' (expected webhook, cron, "
-                                           "flow-output or topic)",
-                                    type);
-                }
-
-                if ((int) t->type == TRIGGER_CRON && tv) {
-                        yaml_node_t *c = yaml_map_get(p->doc, src, "cron", NULL);
-                        yaml_node_t *cal = yaml_map_get(p->doc, src, "calendar", NULL);
-                        if (c && cal)
-                                err(p, cal, "source.cron and source.calendar are exclusive");
-                        else if (c)
-                                parse_cron(p, t, c);
-                        else if (cal)
-                                parse_calendar(p, t, cal);
-                        else
-                                err(p, src, "a cron trigger needs source.cron (5 fields, UTC) or "
-                                            "source.calendar");
-                }
-                if ((int) t->type == TRIGGER_FLOW_OUTPUT && tv) {
-                        yaml_node_t *fl = yaml_map_get(p->doc, src, "flow", NULL);
-                        yaml_node_t *po = yaml_map_get(p->doc, src, "pipelineOutput", NULL);
-                        yaml_node_t *ph = yaml_map_get(p->doc, src, "onPhase", NULL);
-                        if (po && expect(p, po, YAML_MAPPING_NODE, "source.pipelineOutput")) {
-                                static const char *const pk[] = { "name", "onPhase", NULL };
-                                check_keys(p, po, pk, "source.pipelineOutput");
-                                if (!fl)
-                                        fl = yaml_map_get(p->doc, po, "name", NULL);
-                                if (!ph)
-                                        ph = yaml_map_get(p->doc, po, "onPhase", NULL);
-                        }
-                        if (!fl)
-                                err(p, src, "a flow-output trigger needs source.flow (or "
-                                            "source.pipelineOutput.name)");
-                        else if ((t->flow = get_string(p, fl, "source.flow")))
-                                t->source_loc = (SourceLoc){ strdup(p->file),
-                                                             (unsigned) fl->start_mark.line + 1,
-                                                             (unsigned) fl->start_mark.column + 1 };
-                        if (ph && expect(p, ph, YAML_SCALAR_NODE, "onPhase") &&
-                            (int) (t->on_phase = on_phase_from_string(yaml_scalar(ph))) < 0) {
-                                err(p, ph, "onPhase must be Succeeded, Failed or Any, not '%s'",
-                                    yaml_scalar(ph));
-                                t->on_phase = ON_PHASE_SUCCEEDED;
-                        }
-                }
-                if ((int) t->type == TRIGGER_TOPIC && tv) {
-                        yaml_node_t *tp = yaml_map_get(p->doc, src, "topic", NULL);
-                        if (!tp)
-                                err(p, src, "a topic trigger needs source.topic");
-                        else
-                                t->topic = get_string(p, tp, "source.topic");
-                }
-                if ((v = yaml_map_get(p->doc, src, "webhook", NULL)) &&
-                    expect(p, v, YAML_MAPPING_NODE, "source.webhook")) {
-                        static const char *const wk[] = { "hmacSecretFile", NULL };
-                        yaml_node_t *h;
-                        check_keys(p, v, wk, "source.webhook");
-                        if ((h = yaml_map_get(p->doc, v, "hmacSecretFile", NULL)) &&
-                            (t->hmac_secret_file = get_string(p, h, "hmacSecretFile")) &&
-                            t->hmac_secret_file[0] != '/')
-                                err(p, h, "hmacSecretFile must be an absolute path");
-                }
-        }
-
-        v = yaml_map_get(p->doc, spec, "targets", NULL);
-        if (!v)
-                err(p, spec, "spec.targets is required (at least one pipeline)");
-        else {
-                r = parse_targets(p, t, v);
-                if (r < 0)
-                        return r;
-        }
-        if ((v = yaml_map_get(p->doc, spec, "concurrencyPolicy", NULL)) &&
-            expect(p, v, YAML_SCALAR_NODE, "concurrencyPolicy") &&
-            (int) (t->concurrency_policy = concurrency_policy_from_string(yaml_scalar(v))) < 0) {
-                err(p, v, "concurrencyPolicy must be Allow, Forbid or Replace, not '%s'",
-                    yaml_scalar(v));
-                t->concurrency_policy = CONCURRENCY_ALLOW;
-        }
-        if ((v = yaml_map_get(p->doc, spec, "suspended", NULL)) &&
-            expect(p, v, YAML_SCALAR_NODE, "suspended") &&
-            yaml_scalar_to_bool(v, &t->suspended) < 0)
-                err(p, v, "suspended: expected true or false, got '%s'", yaml_scalar(v));
-        return 0;
+        v = require_field(p, spec, "source", "spec.source");
+        if (v)
+                parse_source(p, t, v);
+        v = require_field(p, spec, "targets", "spec.targets (at least one pipeline)");
+        if (v)
+                parse_targets(p, t, v);
+        if ((v = field(p, spec, "concurrencyPolicy", NULL)) &&
+            (r = get_word(p, v, "concurrencyPolicy", policies)) >= 0)
+                t->concurrency_policy = (ConcurrencyPolicy) r;
+        (void) get_bool(p, field(p, spec, "suspended", NULL), "suspended", &t->suspended);
 }
 
-static int parse_document(Parse *p, ResourceDoc *d)
+/* ---- documents --------------------------------------------------------------------------- */
+
+static void parse_document(Parse *p, yaml_node_t *root, ResourceDoc *d, bool *ret_ns_broken)
 {
-        yaml_node_t *root = yaml_document_get_root_node(p->doc), *kind;
-        const char *k;
+        static const char *const kinds[] = { "ArkFlow", "ArkEvent", NULL };
+        yaml_node_t *kind;
+        const char *k, *c;
 
-        if (!expect(p, root, YAML_MAPPING_NODE, "document"))
-                return 0;
+        if (!expect_type(p, root, YAML_MAPPING_NODE, "document"))
+                return;
 
-        kind = yaml_map_get(p->doc, root, "kind", NULL);
+        kind = field(p, root, "kind", NULL);
         if (kind) {
+                if (!expect_type(p, kind, YAML_SCALAR_NODE, "kind"))
+                        return;
                 k = yaml_scalar(kind);
-                if (!expect(p, kind, YAML_SCALAR_NODE, "kind"))
-                        return 0;
                 if (streq(k, "ArkFlow")) {
                         d->kind = RESOURCE_FLOW;
-                        return parse_flow(p, root, d);
+                        parse_flow(p, root, d, ret_ns_broken);
+                        return;
                 }
                 if (streq(k, "ArkEvent")) {
                         d->kind = RESOURCE_TRIGGER;
-                        return parse_trigger(p, root, d);
+                        parse_trigger(p, root, d, ret_ns_broken);
+                        return;
                 }
-                static const char *const kinds[] = { "ArkFlow", "ArkEvent", NULL };
-                const char *c = closest(k, kinds);
+                c = diag_closest(k, kinds);
                 if (c)
-                        err(p, kind, "unknown kind '%s' (did you mean '%s'?)", k, c);
+                        report(p, kind, "unknown kind '%s' (did you mean '%s'?)", k, c);
                 else
-                        err(p, kind, "unknown kind '%s' (expected ArkFlow or ArkEvent)", k);
-                return 0;
+                        report(p, kind, "unknown kind '%s' (expected ArkFlow or ArkEvent)", k);
+                return;
         }
         if (yaml_map_get(p->doc, root, "name", NULL) && yaml_map_get(p->doc, root, "spec", NULL)) {
                 d->kind = RESOURCE_WORKFLOW;
-                return parse_workflow(p, root, d);
+                parse_workflow(p, root, d, ret_ns_broken);
+                return;
         }
-        err(p, root, "cannot tell what this document is: expected 'kind: ArkFlow', "
-                     "'kind: ArkEvent', or an AkoFlow workflow (name and spec.activities)");
+        if (yaml_map_get(p->doc, root, "metadata", NULL) ||
+            yaml_map_get(p->doc, root, "apiVersion", NULL))
+                report(p, root, "kind is required (ArkFlow or ArkEvent)");
+        else
+                report(p, root, "cannot tell what this document is: expected 'kind: ArkFlow', "
+                                "'kind: ArkEvent', or an AkoFlow workflow (name and "
+                                "spec.activities)");
+}
+
+/* The exact source text of a document, without its "---" line: what RawWorkflow carries, and
+ * what a run keeps of the flow it runs. */
+static char *document_text(Parse *p, yaml_document_t *doc)
+{
+        const char *text = p->cursor.text;
+        size_t a = text_cursor_seek(&p->cursor, doc->start_mark.index);
+        size_t b = text_cursor_seek(&p->cursor, doc->end_mark.index);
+
+        if (b < a)
+                b = a;
+        if (b - a >= 3 && strncmp(text + a, "---", 3) == 0 &&
+            (b - a == 3 || strchr(" \t\r\n", text[a + 3]))) {
+                size_t q = a + 3;
+                while (q < b && (text[q] == ' ' || text[q] == '\t'))
+                        q++;
+                /* Content may follow on the same line ("--- {kind: ...}"); keep that. */
+                if (q == b || strchr("\r\n#", text[q])) {
+                        while (q < b && text[q] != '\n')
+                                q++;
+                        if (q < b)
+                                q++;
+                }
+                a = q;
+        }
+        return p_strdup_len(p, text + a, b - a);
+}
+
+static void syntax_error(Parse *p, yaml_parser_t *parser)
+{
+        unsigned line = (unsigned) parser->problem_mark.line + 1;
+        unsigned column = (unsigned) parser->problem_mark.column + 1;
+
+        if (parser->error == YAML_MEMORY_ERROR) {
+                fatal(p, -ENOMEM);
+                return;
+        }
+        if (parser->error == YAML_READER_ERROR) {
+                /* Reader errors (bad encoding, control characters) have a byte offset only. */
+                const char *t = p->cursor.text;
+                size_t end = MIN(parser->problem_offset, p->cursor.len);
+                line = column = 1;
+                for (size_t i = 0; i < end; i++)
+                        if (t[i] == '\n') {
+                                line++;
+                                column = 1;
+                        } else if (((unsigned char) t[i] & 0xC0) != 0x80)
+                                column++;
+                report_at(p, line, column, "not valid YAML text: %s", strna(parser->problem));
+                return;
+        }
+        if (parser->context)
+                report_at(p, line, column, "YAML syntax error: %s (%s at line %zu, column %zu)",
+                          strna(parser->problem), parser->context,
+                          parser->context_mark.line + 1, parser->context_mark.column + 1);
+        else
+                report_at(p, line, column, "YAML syntax error: %s", strna(parser->problem));
+}
+
+/* Parses one document into d. */
+static void load_document(Parse *p, yaml_document_t *doc, ResourceDoc *d)
+{
+        bool ns_broken = false;
+
+        d->kind = _RESOURCE_KIND_INVALID;
+        d->loc = (SourceLoc){ p_strdup(p, p->file), (unsigned) doc->start_mark.line + 1,
+                              (unsigned) doc->start_mark.column + 1 };
+        parse_document(p, yaml_document_get_root_node(doc), d, &ns_broken);
+        /* A namespace that is there but unreadable leaves the document without identity: it
+         * must not stand in for the default namespace. */
+        if (!d->namespace && !ns_broken)
+                d->namespace = p_strdup(p, "default");
+        d->n_errors = p->n_errors;
+
+        if (p->n_errors > 0 || p->error < 0 || !d->name || !d->namespace) {
+                d->flow = flow_free(d->flow);
+                d->trigger = trigger_free(d->trigger);
+        } else if (d->flow) {
+                d->flow->namespace = p_strdup(p, d->namespace);
+                d->flow->name = p_strdup(p, d->name);
+                d->flow->raw_yaml = document_text(p, doc);
+                d->flow->loc = (SourceLoc){ p_strdup(p, p->file), d->loc.line, d->loc.column };
+        } else if (d->trigger) {
+                d->trigger->namespace = p_strdup(p, d->namespace);
+                d->trigger->name = p_strdup(p, d->name);
+                d->trigger->loc = (SourceLoc){ p_strdup(p, p->file), d->loc.line, d->loc.column };
+        }
+}
+
+void resource_docs_free(ResourceDoc **docs, size_t n_docs)
+{
+        for (size_t i = 0; i < n_docs; i++)
+                resource_doc_free(docs[i]);
+        free(docs);
+}
+
+/* Makes room for one more element in an array that only ever grows by one. It doubles at powers
+ * of two, so its capacity need not be stored. */
+#define GROW_BY_ONE(array, n)                                                                     \
+        ({                                                                                        \
+                int _r_ = 0;                                                                      \
+                if ((n) == 0 || ((n) & ((n) - 1)) == 0) {                                         \
+                        __typeof__(array) _a_ =                                                   \
+                                realloc((array), ((n) > 0 ? (n) * 2 : 1) * sizeof(*(array)));     \
+                        if (_a_)                                                                  \
+                                (array) = _a_;                                                    \
+                        else                                                                      \
+                                _r_ = -ENOMEM;                                                    \
+                }                                                                                 \
+                _r_;                                                                              \
+        })
+
+static int docs_append(ResourceDoc ***docs, size_t *n, ResourceDoc *d)
+{
+        if (GROW_BY_ONE(*docs, *n) < 0)
+                return -ENOMEM;
+        (*docs)[(*n)++] = d;
         return 0;
 }
 
-static char *slice_document(const char *text, size_t len, yaml_document_t *doc)
+/* Appends the placeholder for the rest of a file that cannot be read. */
+static int docs_append_unreadable(ResourceDoc ***docs, size_t *n, const char *file, size_t line,
+                                  size_t column)
 {
-        size_t a = MIN(doc->start_mark.index, len), b = MIN(doc->end_mark.index, len);
-        if (b < a)
-                b = a;
-        /* Skip a leading "---" line: the raw text is the document itself. */
-        if (b - a >= 3 && strncmp(text + a, "---", 3) == 0) {
-                const char *nl = memchr(text + a, '\n', b - a);
-                a = nl ? (size_t) (nl - text) + 1 : b;
-        }
-        return strndup(text + a, b - a);
+        _cleanup_(resource_doc_freep) ResourceDoc *d = new0(ResourceDoc, 1);
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        d->unreadable = true;
+        d->kind = _RESOURCE_KIND_INVALID;
+        d->loc = (SourceLoc){ strdup(file), (unsigned) line, (unsigned) column };
+        if (!d->loc.file)
+                return -ENOMEM;
+        r = docs_append(docs, n, d);
+        if (r < 0)
+                return r;
+        TAKE_PTR(d);
+        return 0;
 }
 
 int resource_text_parse(const char *name, const char *text, size_t len, ResourceDoc ***ret_docs,
@@ -1133,79 +1780,55 @@ int resource_text_parse(const char *name, const char *text, size_t len, Resource
         _cleanup_(yaml_parser_deletep) yaml_parser_t parser = {};
         ResourceDoc **docs = NULL;
         size_t n = 0;
-        int r = 0;
+        Parse p = { .file = name, .diags = diags };
 
+        /* A byte order mark is not part of the text: libyaml would count it as a character. */
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+                text += 3;
+                len -= 3;
+        }
+        text_cursor_init(&p.cursor, text, len);
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
+        /* Marks are mapped back to bytes of UTF-8 text: nothing else may be read. */
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 
-        for (;;) {
+        while (p.error == 0) {
                 _cleanup_(yaml_document_deletep) yaml_document_t doc = {};
                 _cleanup_(resource_doc_freep) ResourceDoc *d = NULL;
-                Parse p = { .file = name, .text = text, .len = len, .doc = &doc, .diags = diags };
-                ResourceDoc **nd;
+                yaml_node_t *root;
 
+                p.doc = &doc;
+                p.n_errors = 0;
                 if (!yaml_parser_load(&parser, &doc)) {
-                        /* A syntax error: what came before stands, the rest cannot be read. */
-                        const char *ctx = parser.context;
-                        (void) diag_add(diags, DIAG_ERROR, name,
-                                        (unsigned) parser.problem_mark.line + 1,
-                                        (unsigned) parser.problem_mark.column + 1,
-                                        "YAML syntax error: %s%s%s", strna(parser.problem),
-                                        ctx ? " " : "", strempty(ctx));
+                        /* What came before stands; what follows cannot be read. */
+                        syntax_error(&p, &parser);
+                        if (p.error == 0)
+                                fatal(&p, docs_append_unreadable(&docs, &n, name,
+                                                                 parser.problem_mark.line + 1,
+                                                                 parser.problem_mark.column + 1));
                         break;
                 }
-                if (!yaml_document_get_root_node(&doc))
-                        break; /* end of stream */
-                if (yaml_document_get_root_node(&doc)->type == YAML_SCALAR_NODE &&
-                    yaml_scalar_is_null(yaml_document_get_root_node(&doc)))
-                        continue; /* an empty document */
+                root = yaml_document_get_root_node(&doc);
+                if (!root)
+                        break; /* the end of the stream */
+                if (yaml_scalar_is_null(root))
+                        continue; /* an empty document, or only comments */
 
-                d = new0(ResourceDoc, 1);
-                if (!d) {
-                        r = -ENOMEM;
+                d = check_alloc(&p, new0(ResourceDoc, 1));
+                if (!d)
                         break;
-                }
-                d->kind = _RESOURCE_KIND_INVALID;
-                d->loc = (SourceLoc){ strdup(name), (unsigned) doc.start_mark.line + 1,
-                                      (unsigned) doc.start_mark.column + 1 };
-                r = parse_document(&p, d);
-                if (r < 0)
-                        break;
-                if (!d->namespace)
-                        d->namespace = strdup("default");
-                d->n_errors = p.n_errors;
-
-                Flow *f = d->flow;
-                Trigger *t = d->trigger;
-                if (p.n_errors > 0 || !d->name) {
-                        d->flow = flow_free(d->flow);
-                        d->trigger = trigger_free(d->trigger);
-                } else if (f) {
-                        f->namespace = strdup(d->namespace);
-                        f->name = strdup(d->name);
-                        f->raw_yaml = slice_document(text, len, &doc);
-                        f->loc = (SourceLoc){ strdup(name), d->loc.line, d->loc.column };
-                } else if (t) {
-                        t->namespace = strdup(d->namespace);
-                        t->name = strdup(d->name);
-                        t->loc = (SourceLoc){ strdup(name), d->loc.line, d->loc.column };
-                }
-
-                nd = realloc(docs, (n + 1) * sizeof(ResourceDoc *));
-                if (!nd) {
-                        r = -ENOMEM;
-                        break;
-                }
-                docs = nd;
-                docs[n++] = TAKE_PTR(d);
+                load_document(&p, &doc, d);
+                if (p.error == 0)
+                        fatal(&p, docs_append(&docs, &n, d));
+                if (p.error == 0)
+                        TAKE_PTR(d);
         }
 
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        resource_doc_free(docs[i]);
-                free(docs);
-                return r;
+        if (p.error < 0) {
+                resource_docs_free(docs, n);
+                return p.error;
         }
         *ret_docs = docs;
         *ret_n_docs = n;
@@ -1219,153 +1842,30 @@ int resource_file_parse(const char *path, ResourceDoc ***ret_docs, size_t *ret_n
         size_t len;
         int r;
 
-        r = read_file_capped(path, 16 * 1024 * 1024, &text, &len);
-        if (r < 0) {
-                (void) diag_add(diags, DIAG_ERROR, path, 1, 1, "cannot read the file: %s",
-                                strerror(-r));
-                *ret_docs = NULL;
-                *ret_n_docs = 0;
-                return 0;
+        r = read_file_capped(path, RESOURCE_FILE_SIZE_MAX + 1, &text, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0 && len > RESOURCE_FILE_SIZE_MAX)
+                r = diag_add(diags, DIAG_ERROR, path, 1, 1,
+                             "the file is larger than %u MiB, not reading it",
+                             RESOURCE_FILE_SIZE_MAX / 1024 / 1024);
+        else if (r < 0)
+                r = diag_add(diags, DIAG_ERROR, path, 1, 1, "cannot read the file: %s",
+                             strerror(-r));
+        else
+                return resource_text_parse(path, text, len, ret_docs, ret_n_docs, diags);
+        if (r < 0)
+                return r;
+        {
+                ResourceDoc **docs = NULL;
+                size_t n = 0;
+
+                r = docs_append_unreadable(&docs, &n, path, 1, 1);
+                if (r < 0)
+                        return r;
+                *ret_docs = docs;
+                *ret_n_docs = n;
         }
-        return resource_text_parse(path, text, len, ret_docs, ret_n_docs, diags);
-}
-
-/* ---- the registry ------------------------------------------------------------------------ */
-
-static int push_flow(Registry *reg, Flow *f)
-{
-        Flow **n = realloc(reg->flows, (reg->n_flows + 1) * sizeof(Flow *));
-        if (!n)
-                return -ENOMEM;
-        reg->flows = n;
-        reg->flows[reg->n_flows++] = flow_ref(f);
-        return 0;
-}
-
-static int push_trigger(Registry *reg, Trigger *t)
-{
-        Trigger **n = realloc(reg->triggers, (reg->n_triggers + 1) * sizeof(Trigger *));
-        if (!n)
-                return -ENOMEM;
-        reg->triggers = n;
-        reg->triggers[reg->n_triggers++] = trigger_ref(t);
-        return 0;
-}
-
-/* Flow-output triggers make edges upstream flow -> target flows; a cycle would fire forever. */
-static bool flow_reaches(const Registry *reg, const char *ns, const char *from, const char *to,
-                         unsigned depth)
-{
-        if (streq(from, to))
-                return true;
-        if (depth > reg->n_triggers)
-                return false;
-        for (size_t i = 0; i < reg->n_triggers; i++) {
-                Trigger *t = reg->triggers[i];
-                if (t->type != TRIGGER_FLOW_OUTPUT || !streq(t->namespace, ns) ||
-                    !streq_ptr(t->flow, from))
-                        continue;
-                for (size_t k = 0; k < t->n_targets; k++)
-                        if (flow_reaches(reg, ns, t->targets[k].pipeline, to, depth + 1))
-                                return true;
-        }
-        return false;
-}
-
-int registry_build(ResourceDoc *const *docs, size_t n_docs, const Registry *previous,
-                   Registry **ret, Diagnostics *diags)
-{
-        _cleanup_(registry_freep) Registry *reg = new0(Registry, 1);
-        int r;
-
-        if (!reg)
-                return -ENOMEM;
-
-        for (size_t i = 0; i < n_docs; i++) {
-                ResourceDoc *d = docs[i];
-                bool is_flow = d->kind == RESOURCE_FLOW || d->kind == RESOURCE_WORKFLOW;
-
-                if (!d->name || (int) d->kind < 0)
-                        continue;
-                if (is_flow) {
-                        Flow *dup = registry_find_flow(reg, d->namespace, d->name);
-                        Flow *f = d->flow;
-                        if (dup) {
-                                (void) diag_add(diags, DIAG_ERROR, d->loc.file, d->loc.line,
-                                                d->loc.column,
-                                                "duplicate flow %s/%s (first defined at %s:%u:%u)",
-                                                d->namespace, d->name, dup->loc.file,
-                                                dup->loc.line, dup->loc.column);
-                                continue;
-                        }
-                        if (!f && previous) {
-                                f = registry_find_flow(previous, d->namespace, d->name);
-                                if (f)
-                                        (void) diag_add(diags, DIAG_WARNING, d->loc.file,
-                                                        d->loc.line, d->loc.column,
-                                                        "keeping the previous version of flow "
-                                                        "%s/%s until this one is fixed",
-                                                        d->namespace, d->name);
-                        }
-                        if (f && (r = push_flow(reg, f)) < 0)
-                                return r;
-                } else {
-                        Trigger *dup = registry_find_trigger(reg, d->namespace, d->name);
-                        Trigger *t = d->trigger;
-                        if (dup) {
-                                (void) diag_add(diags, DIAG_ERROR, d->loc.file, d->loc.line,
-                                                d->loc.column,
-                                                "duplicate trigger %s/%s (first defined at "
-                                                "%s:%u:%u)",
-                                                d->namespace, d->name, dup->loc.file,
-                                                dup->loc.line, dup->loc.column);
-                                continue;
-                        }
-                        if (!t && previous) {
-                                t = registry_find_trigger(previous, d->namespace, d->name);
-                                if (t)
-                                        (void) diag_add(diags, DIAG_WARNING, d->loc.file,
-                                                        d->loc.line, d->loc.column,
-                                                        "keeping the previous version of trigger "
-                                                        "%s/%s until this one is fixed",
-                                                        d->namespace, d->name);
-                        }
-                        if (t && (r = push_trigger(reg, t)) < 0)
-                                return r;
-                }
-        }
-
-        /* What spans documents: targets and upstream flows exist, no flow-output cycles. */
-        for (size_t i = 0; i < reg->n_triggers; i++) {
-                Trigger *t = reg->triggers[i];
-                for (size_t k = 0; k < t->n_targets; k++)
-                        if (!registry_find_flow(reg, t->namespace, t->targets[k].pipeline))
-                                (void) diag_add(diags, DIAG_ERROR, t->targets[k].loc.file,
-                                                t->targets[k].loc.line, t->targets[k].loc.column,
-                                                "trigger %s/%s targets flow '%s', which does not "
-                                                "exist in namespace %s",
-                                                t->namespace, t->name, t->targets[k].pipeline,
-                                                t->namespace);
-                if (t->type != TRIGGER_FLOW_OUTPUT || !t->flow)
-                        continue;
-                if (!registry_find_flow(reg, t->namespace, t->flow))
-                        (void) diag_add(diags, DIAG_ERROR, t->source_loc.file, t->source_loc.line,
-                                        t->source_loc.column,
-                                        "trigger %s/%s watches flow '%s', which does not exist "
-                                        "in namespace %s",
-                                        t->namespace, t->name, t->flow, t->namespace);
-                for (size_t k = 0; k < t->n_targets; k++)
-                        if (flow_reaches(reg, t->namespace, t->targets[k].pipeline, t->flow, 0)) {
-                                (void) diag_add(diags, DIAG_ERROR, t->source_loc.file,
-                                                t->source_loc.line, t->source_loc.column,
-                                                "flow-output cycle: flow %s fires %s, which leads "
-                                                "back to %s",
-                                                t->flow, t->targets[k].pipeline, t->flow);
-                                break;
-                        }
-        }
-
-        *ret = TAKE_PTR(reg);
         return 0;
 }
 
@@ -1375,50 +1875,586 @@ static int yaml_file_filter(const struct dirent *de)
                (endswith(de->d_name, ".yaml") || endswith(de->d_name, ".yml"));
 }
 
-int registry_load_dir(const char *dir, const Registry *previous, Registry **ret,
-                      Diagnostics *diags)
+int resource_dir_parse(const char *dir, ResourceDoc ***docs, size_t *n_docs, Diagnostics *diags)
 {
         struct dirent **names = NULL;
-        ResourceDoc **all = NULL;
-        size_t n_all = 0;
         int n, r = 0;
 
         n = scandir(dir, &names, yaml_file_filter, alphasort);
         if (n < 0) {
-                if (errno != ENOENT)
-                        (void) diag_add(diags, DIAG_ERROR, dir, 1, 1, "cannot read: %m");
-                n = 0;
+                if (errno == ENOENT)
+                        return 0;
+                if (errno == ENOMEM)
+                        return -ENOMEM;
+                return diag_add(diags, DIAG_ERROR, dir, 1, 1, "cannot read the directory: %m");
         }
         for (int i = 0; i < n; i++) {
                 _cleanup_free_ char *path = NULL;
-                ResourceDoc **docs = NULL, **na;
-                size_t nd = 0;
+                ResourceDoc **more = NULL, **nd;
+                size_t n_more = 0;
 
-                if (r >= 0 && asprintf(&path, "%s/%s", dir, names[i]->d_name) < 0)
+                if (r >= 0 && asprintf(&path, "%s/%s", dir, names[i]->d_name) < 0) {
+                        path = NULL;
                         r = -ENOMEM;
+                }
                 if (r >= 0)
-                        r = resource_file_parse(path, &docs, &nd, diags);
-                if (r >= 0 && nd > 0) {
-                        na = realloc(all, (n_all + nd) * sizeof(ResourceDoc *));
-                        if (!na) {
+                        r = resource_file_parse(path, &more, &n_more, diags);
+                if (r >= 0 && n_more > 0) {
+                        nd = realloc(*docs, (*n_docs + n_more) * sizeof(ResourceDoc *));
+                        if (!nd)
                                 r = -ENOMEM;
-                                for (size_t k = 0; k < nd; k++)
-                                        resource_doc_free(docs[k]);
-                        } else {
-                                all = na;
-                                memcpy(all + n_all, docs, nd * sizeof(ResourceDoc *));
-                                n_all += nd;
+                        else {
+                                memcpy(nd + *n_docs, more, n_more * sizeof(ResourceDoc *));
+                                *docs = nd;
+                                *n_docs += n_more;
+                                n_more = 0;
                         }
                 }
-                free(docs);
+                resource_docs_free(more, n_more);
                 free(names[i]);
         }
         free(names);
+        return r;
+}
 
+/* ---- the registry ------------------------------------------------------------------------ */
+
+static bool doc_is_flow(const ResourceDoc *d)
+{
+        return d->kind == RESOURCE_FLOW || d->kind == RESOURCE_WORKFLOW;
+}
+
+static int registry_push_flow(Registry *reg, Flow *f)
+{
+        if (GROW_BY_ONE(reg->flows, reg->n_flows) < 0)
+                return -ENOMEM;
+        reg->flows[reg->n_flows++] = flow_ref(f);
+        return 0;
+}
+
+static int registry_push_trigger(Registry *reg, Trigger *t)
+{
+        if (GROW_BY_ONE(reg->triggers, reg->n_triggers) < 0)
+                return -ENOMEM;
+        reg->triggers[reg->n_triggers++] = trigger_ref(t);
+        return 0;
+}
+
+static const SourceLoc *doc_name_loc(const ResourceDoc *d)
+{
+        return d->name_loc.file ? &d->name_loc : &d->loc;
+}
+
+/* Documents sort by what names them: flows and workflows share one set of names, triggers have
+ * their own; then by namespace, name, and position, so the first definition leads. */
+static int doc_identity_cmp(const void *a, const void *b, void *userdata)
+{
+        ResourceDoc *const *docs = userdata;
+        size_t i = *(const size_t *) a, j = *(const size_t *) b;
+        const ResourceDoc *x = docs[i], *y = docs[j];
+        int c;
+
+        if (doc_is_flow(x) != doc_is_flow(y))
+                return doc_is_flow(x) ? -1 : 1;
+        c = strcmp(x->namespace, y->namespace);
+        if (c == 0)
+                c = strcmp(x->name, y->name);
+        return c != 0 ? c : (i < j ? -1 : i > j);
+}
+
+/* For every document with an identity, the index of the first document of that identity (its
+ * own index if it is the first); SIZE_MAX for documents without one. */
+static size_t *find_first_definitions(ResourceDoc *const *docs, size_t n_docs)
+{
+        _cleanup_free_ size_t *order = new0(size_t, n_docs), *first = new0(size_t, n_docs);
+        size_t n = 0;
+
+        if (!order || !first)
+                return NULL;
+        for (size_t i = 0; i < n_docs; i++) {
+                first[i] = SIZE_MAX;
+                /* Without a kind, namespace and name, a document can neither clash with nor
+                 * stand for anything: its own errors are all there is to say. */
+                if ((int) docs[i]->kind >= 0 && docs[i]->namespace && docs[i]->name)
+                        order[n++] = i;
+        }
+        qsort_r(order, n, sizeof(size_t), doc_identity_cmp, (void *) docs);
+        for (size_t k = 0; k < n; k++) {
+                const ResourceDoc *x = k > 0 ? docs[order[k - 1]] : NULL, *y = docs[order[k]];
+                if (x && doc_is_flow(x) == doc_is_flow(y) && streq(x->namespace, y->namespace) &&
+                    streq(x->name, y->name))
+                        first[order[k]] = first[order[k - 1]];
+                else
+                        first[order[k]] = order[k];
+        }
+        return TAKE_PTR(first);
+}
+
+static int add_document(Registry *reg, ResourceDoc *const *docs, size_t i, size_t first_i,
+                        const Registry *previous, Diagnostics *diags)
+{
+        const ResourceDoc *d = docs[i], *first = first_i != i ? docs[first_i] : NULL;
+        const SourceLoc *at = doc_name_loc(d);
+        const char *what = doc_is_flow(d) ? "flow" : "trigger";
+        Flow *f = d->flow;
+        Trigger *t = d->trigger;
+
+        if (first) {
+                const SourceLoc *fl = doc_name_loc(first);
+                return diag_add(diags, DIAG_ERROR, at->file, at->line, at->column,
+                                "duplicate %s '%s' in namespace %s (first defined at %s:%u:%u)",
+                                what, d->name, d->namespace, fl->file, fl->line, fl->column);
+        }
+
+        if (!f && !t && previous) {
+                if (doc_is_flow(d))
+                        f = registry_find_flow(previous, d->namespace, d->name);
+                else
+                        t = registry_find_trigger(previous, d->namespace, d->name);
+                if ((f || t) &&
+                    diag_add(diags, DIAG_WARNING, at->file, at->line, at->column,
+                             "keeping the previous version of %s %s/%s in effect until this one "
+                             "is fixed",
+                             what, d->namespace, d->name) < 0)
+                        return -ENOMEM;
+        }
+        if (f)
+                return registry_push_flow(reg, f);
+        if (t)
+                return registry_push_trigger(reg, t);
+        return 0;
+}
+
+/* Whether a readable document of docs names this flow (or trigger). */
+static bool doc_names(ResourceDoc *const *docs, size_t n_docs, bool flow, const char *ns,
+                      const char *name)
+{
+        for (size_t i = 0; i < n_docs; i++)
+                if (docs[i]->name && docs[i]->namespace && (int) docs[i]->kind >= 0 &&
+                    doc_is_flow(docs[i]) == flow && streq(docs[i]->namespace, ns) &&
+                    streq(docs[i]->name, name))
+                        return true;
+        return false;
+}
+
+/* Whether a previous resource (from file, called ns/name) is to be kept for an unreadable
+ * file at: it came from that file, and nothing that could be read defines it now. */
+static bool keep_candidate(const Registry *reg, ResourceDoc *const *docs, size_t n_docs,
+                           const SourceLoc *at, bool flow, const SourceLoc *from, const char *ns,
+                           const char *name)
+{
+        return streq_ptr(from->file, at->file) && !doc_names(docs, n_docs, flow, ns, name) &&
+               !(flow ? (void *) registry_find_flow(reg, ns, name)
+                      : (void *) registry_find_trigger(reg, ns, name));
+}
+
+static int keep_warning(Diagnostics *diags, const SourceLoc *at, const char *what,
+                        const char *ns, const char *name)
+{
+        return diag_add(diags, DIAG_WARNING, at->file, at->line, at->column,
+                        "keeping the previous version of %s %s/%s in effect until the file can "
+                        "be read again",
+                        what, ns, name);
+}
+
+/* A file that cannot be read to its end: what the previous registry took from it, and no
+ * readable document names, stays in effect. A typo must not take a live trigger away. */
+static int keep_unread(Registry *reg, ResourceDoc *const *docs, size_t n_docs,
+                       const ResourceDoc *stub, const Registry *previous, Diagnostics *diags)
+{
+        const SourceLoc *at = &stub->loc;
+        int r = 0;
+
+        for (size_t i = 0; i < previous->n_flows && r >= 0; i++) {
+                Flow *f = previous->flows[i];
+                if (keep_candidate(reg, docs, n_docs, at, true, &f->loc, f->namespace, f->name))
+                        r = keep_warning(diags, at, "flow", f->namespace, f->name) ?:
+                            registry_push_flow(reg, f);
+        }
+        for (size_t i = 0; i < previous->n_triggers && r >= 0; i++) {
+                Trigger *t = previous->triggers[i];
+                if (keep_candidate(reg, docs, n_docs, at, false, &t->loc, t->namespace, t->name))
+                        r = keep_warning(diags, at, "trigger", t->namespace, t->name) ?:
+                            registry_push_trigger(reg, t);
+        }
+        return r;
+}
+
+/* The flows of a registry sorted by namespace and name, for lookups in log n. */
+typedef struct FlowIndex {
+        const Registry *reg;
+        size_t *sorted;
+} FlowIndex;
+
+static int flow_cmp(const void *a, const void *b, void *userdata)
+{
+        const Registry *reg = userdata;
+        const Flow *x = reg->flows[*(const size_t *) a], *y = reg->flows[*(const size_t *) b];
+        int c = strcmp(x->namespace, y->namespace);
+        return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+static int flow_index_build(FlowIndex *idx, const Registry *reg)
+{
+        idx->reg = reg;
+        idx->sorted = new0(size_t, reg->n_flows);
+        if (!idx->sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < reg->n_flows; i++)
+                idx->sorted[i] = i;
+        qsort_r(idx->sorted, reg->n_flows, sizeof(size_t), flow_cmp, (void *) reg);
+        return 0;
+}
+
+static void flow_index_done(FlowIndex *idx)
+{
+        free(idx->sorted);
+}
+
+/* The index of the flow ns/name in the registry, or SIZE_MAX. */
+static size_t flow_index_find(const FlowIndex *idx, const char *ns, const char *name)
+{
+        size_t lo = 0, hi = idx->reg->n_flows;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const Flow *f = idx->reg->flows[idx->sorted[mid]];
+                int c = strcmp(f->namespace, ns);
+                if (c == 0)
+                        c = strcmp(f->name, name);
+                if (c == 0)
+                        return idx->sorted[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return SIZE_MAX;
+}
+
+/* The flow-output graph: flow -> the flows its completion fires. */
+typedef struct FlowGraph {
+        const Registry *reg;
+        size_t *edge_start; /* per flow, into edges */
+        size_t *edges;
+        size_t *queue, *parent;
+        bool *seen;
+        size_t *scc; /* per flow, its strongly connected component */
+} FlowGraph;
+
+static void flow_graph_done(FlowGraph *g)
+{
+        free(g->edge_start);
+        free(g->edges);
+        free(g->queue);
+        free(g->parent);
+        free(g->seen);
+        free(g->scc);
+}
+
+static int flow_graph_build(FlowGraph *g, const Registry *reg, const FlowIndex *index)
+{
+        size_t n = reg->n_flows, n_edges = 0, e = 0;
+        _cleanup_free_ size_t *from = NULL, *to = NULL;
+
+        g->reg = reg;
+        for (size_t i = 0; i < reg->n_triggers; i++)
+                if (reg->triggers[i]->type == TRIGGER_FLOW_OUTPUT)
+                        n_edges += reg->triggers[i]->n_targets;
+        from = new0(size_t, n_edges);
+        to = new0(size_t, n_edges);
+        g->edge_start = new0(size_t, n + 1);
+        g->edges = new0(size_t, n_edges);
+        g->queue = new0(size_t, n);
+        g->parent = new0(size_t, n);
+        g->seen = new0(bool, n);
+        if (!from || !to || !g->edge_start || !g->edges || !g->queue || !g->parent || !g->seen)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < reg->n_triggers; i++) {
+                const Trigger *t = reg->triggers[i];
+                size_t a;
+                if (t->type != TRIGGER_FLOW_OUTPUT || !t->flow)
+                        continue;
+                a = flow_index_find(index, t->namespace, t->flow);
+                for (size_t k = 0; a != SIZE_MAX && k < t->n_targets; k++) {
+                        size_t b = flow_index_find(index, t->namespace, t->targets[k].pipeline);
+                        if (b != SIZE_MAX) {
+                                from[e] = a;
+                                to[e++] = b;
+                        }
+                }
+        }
+        /* Counting sort of the edges by origin. */
+        for (size_t k = 0; k < e; k++)
+                g->edge_start[from[k] + 1]++;
+        for (size_t i = 0; i < n; i++)
+                g->edge_start[i + 1] += g->edge_start[i];
+        {
+                _cleanup_free_ size_t *fill = new0(size_t, n + 1);
+                if (!fill)
+                        return -ENOMEM;
+                memcpy(fill, g->edge_start, (n + 1) * sizeof(size_t));
+                for (size_t k = 0; k < e; k++)
+                        g->edges[fill[from[k]]++] = to[k];
+        }
+        return 0;
+}
+
+/* Tarjan's strongly connected components, without recursion: an edge lies on a cycle exactly
+ * when both its ends are in one component. Linear, however long the chains of triggers. */
+static int flow_graph_components(FlowGraph *g)
+{
+        size_t n = g->reg->n_flows, counter = 0, comp = 0;
+        _cleanup_free_ size_t *idx = new0(size_t, n), *low = new0(size_t, n),
+                              *stack = new0(size_t, n), *calls = new0(size_t, n),
+                              *next = new0(size_t, n);
+        _cleanup_free_ bool *on_stack = new0(bool, n);
+
+        g->scc = new0(size_t, n);
+        if (!idx || !low || !stack || !calls || !next || !on_stack || !g->scc)
+                return -ENOMEM;
+        for (size_t v = 0; v < n; v++)
+                idx[v] = SIZE_MAX;
+
+        for (size_t root = 0; root < n; root++) {
+                size_t sp = 0, cp = 0;
+
+                if (idx[root] != SIZE_MAX)
+                        continue;
+                idx[root] = low[root] = counter++;
+                stack[sp++] = root;
+                on_stack[root] = true;
+                next[root] = g->edge_start[root];
+                calls[cp++] = root;
+                while (cp > 0) {
+                        size_t v = calls[cp - 1];
+
+                        if (next[v] < g->edge_start[v + 1]) {
+                                size_t w = g->edges[next[v]++];
+                                if (idx[w] == SIZE_MAX) {
+                                        idx[w] = low[w] = counter++;
+                                        stack[sp++] = w;
+                                        on_stack[w] = true;
+                                        next[w] = g->edge_start[w];
+                                        calls[cp++] = w;
+                                } else if (on_stack[w])
+                                        low[v] = MIN(low[v], idx[w]);
+                                continue;
+                        }
+                        if (low[v] == idx[v]) {
+                                size_t w;
+                                do {
+                                        w = stack[--sp];
+                                        on_stack[w] = false;
+                                        g->scc[w] = comp;
+                                } while (w != v);
+                                comp++;
+                        }
+                        cp--;
+                        if (cp > 0)
+                                low[calls[cp - 1]] = MIN(low[calls[cp - 1]], low[v]);
+                }
+        }
+        return 0;
+}
+
+/* Breadth-first from flow a: if it reaches flow b, returns the path "b -> a -> ... -> b" (the
+ * cycle that the edge b -> a closes), else NULL with 0. */
+static int flow_graph_cycle(FlowGraph *g, size_t a, size_t b, char **ret)
+{
+        size_t n = g->reg->n_flows, head = 0, tail = 0, len = 0, hops = 0;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ size_t *chain = NULL;
+
+        memset(g->seen, 0, n * sizeof(bool));
+        g->seen[a] = true;
+        g->parent[a] = SIZE_MAX;
+        g->queue[tail++] = a;
+        while (head < tail && !g->seen[b]) {
+                size_t u = g->queue[head++];
+                for (size_t e = g->edge_start[u]; e < g->edge_start[u + 1]; e++) {
+                        size_t v = g->edges[e];
+                        if (g->seen[v])
+                                continue;
+                        g->seen[v] = true;
+                        g->parent[v] = u;
+                        g->queue[tail++] = v;
+                }
+        }
+        *ret = NULL;
+        if (!g->seen[b])
+                return 0;
+
+        /* Walk back from b to a, then print forwards, starting at b. */
+        chain = new0(size_t, n + 1);
+        if (!chain)
+                return -ENOMEM;
+        for (size_t v = b; v != SIZE_MAX; v = g->parent[v])
+                chain[hops++] = v;
+        for (size_t k = 0; k <= hops; k++) {
+                const char *name = g->reg->flows[k == 0 ? b : chain[hops - k]]->name;
+                size_t l = strlen(name);
+                char *np = realloc(path, len + l + 5);
+                if (!np)
+                        return -ENOMEM;
+                path = np;
+                if (k > 0) {
+                        memcpy(path + len, " -> ", 4);
+                        len += 4;
+                }
+                memcpy(path + len, name, l + 1);
+                len += l;
+        }
+        *ret = TAKE_PTR(path);
+        return 1;
+}
+
+/* Reports flow-output triggers on a cycle and drops them from reg. */
+static int drop_flow_output_cycles(Registry *reg, const FlowIndex *index, Diagnostics *diags)
+{
+        _cleanup_(flow_graph_done) FlowGraph g = {};
+        _cleanup_free_ bool *drop = NULL;
+        size_t k = 0, n_paths = 0;
+        int r;
+
+        r = flow_graph_build(&g, reg, index);
         if (r >= 0)
-                r = registry_build(all, n_all, previous, ret, diags);
-        for (size_t i = 0; i < n_all; i++)
-                resource_doc_free(all[i]);
-        free(all);
+                r = flow_graph_components(&g);
+        if (r < 0)
+                return r;
+        drop = new0(bool, reg->n_triggers);
+        if (!drop)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < reg->n_triggers; i++) {
+                const Trigger *t = reg->triggers[i];
+                size_t a;
+
+                if (t->type != TRIGGER_FLOW_OUTPUT || !t->flow)
+                        continue;
+                a = flow_index_find(index, t->namespace, t->flow);
+                for (size_t x = 0; a != SIZE_MAX && x < t->n_targets && !drop[i]; x++) {
+                        _cleanup_free_ char *path = NULL;
+                        size_t b = flow_index_find(index, t->namespace, t->targets[x].pipeline);
+
+                        if (b == SIZE_MAX || g.scc[a] != g.scc[b])
+                                continue;
+                        drop[i] = true;
+                        /* Naming the whole cycle costs a search; a few are plenty to read. */
+                        if (n_paths < CYCLE_PATHS_MAX) {
+                                n_paths++;
+                                r = flow_graph_cycle(&g, b, a, &path);
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = diag_add(diags, DIAG_ERROR, t->source_loc.file, t->source_loc.line,
+                                     t->source_loc.column,
+                                     "flow-output cycle: %s%s%s; trigger %s/%s would fire "
+                                     "forever and is not loaded",
+                                     path ?: t->flow, path ? "" : " -> ... -> ",
+                                     path ? "" : t->flow, t->namespace, t->name);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        for (size_t i = 0; i < reg->n_triggers; i++)
+                if (drop[i])
+                        trigger_free(reg->triggers[i]);
+                else
+                        reg->triggers[k++] = reg->triggers[i];
+        reg->n_triggers = k;
+        return 0;
+}
+
+/* What spans documents: the flows that triggers name exist. */
+static int check_trigger_references(const Registry *reg, const FlowIndex *index,
+                                    Diagnostics *diags)
+{
+        int r;
+
+        for (size_t i = 0; i < reg->n_triggers; i++) {
+                const Trigger *t = reg->triggers[i];
+
+                for (size_t k = 0; k < t->n_targets; k++) {
+                        const TriggerTarget *x = &t->targets[k];
+                        if (flow_index_find(index, t->namespace, x->pipeline) != SIZE_MAX)
+                                continue;
+                        r = diag_add(diags, DIAG_ERROR, x->loc.file, x->loc.line, x->loc.column,
+                                     "trigger %s/%s targets flow '%s', which does not exist in "
+                                     "namespace %s",
+                                     t->namespace, t->name, x->pipeline, t->namespace);
+                        if (r < 0)
+                                return r;
+                }
+                if (t->type == TRIGGER_FLOW_OUTPUT && t->flow &&
+                    flow_index_find(index, t->namespace, t->flow) == SIZE_MAX) {
+                        r = diag_add(diags, DIAG_ERROR, t->source_loc.file, t->source_loc.line,
+                                     t->source_loc.column,
+                                     "trigger %s/%s watches flow '%s', which does not exist in "
+                                     "namespace %s",
+                                     t->namespace, t->name, t->flow, t->namespace);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int registry_build(ResourceDoc *const *docs, size_t n_docs, const Registry *previous,
+                   Registry **ret, Diagnostics *diags)
+{
+        _cleanup_(registry_freep) Registry *reg = new0(Registry, 1);
+        _cleanup_(flow_index_done) FlowIndex index = {};
+        _cleanup_free_ size_t *first = NULL;
+        int r;
+
+        if (!reg)
+                return -ENOMEM;
+        first = find_first_definitions(docs, n_docs);
+        if (!first && n_docs > 0)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n_docs; i++) {
+                if (first[i] == SIZE_MAX)
+                        continue;
+                r = add_document(reg, docs, i, first[i], previous, diags);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; previous && i < n_docs; i++) {
+                if (!docs[i]->unreadable)
+                        continue;
+                r = keep_unread(reg, docs, n_docs, docs[i], previous, diags);
+                if (r < 0)
+                        return r;
+        }
+
+        r = flow_index_build(&index, reg);
+        if (r < 0)
+                return r;
+        r = check_trigger_references(reg, &index, diags);
+        if (r < 0)
+                return r;
+        /* Last: dropping triggers does not change the flows the index points at. */
+        r = drop_flow_output_cycles(reg, &index, diags);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(reg);
+        return 0;
+}
+
+int registry_load_dir(const char *dir, const Registry *previous, Registry **ret,
+                      Diagnostics *diags)
+{
+        ResourceDoc **docs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = resource_dir_parse(dir, &docs, &n, diags);
+        if (r >= 0)
+                r = registry_build(docs, n, previous, ret, diags);
+        resource_docs_free(docs, n);
         return r;
 }

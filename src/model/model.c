@@ -64,7 +64,7 @@ Step *flow_find_step(const Flow *f, const char *name)
         return NULL;
 }
 
-static void kv_free(KeyValue *kv, size_t n)
+void key_values_free(KeyValue *kv, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 free(kv[i].key);
@@ -89,8 +89,8 @@ static void step_done(Step *s)
         strv_free(s->command);
         strv_free(s->depends_on);
         free(s->if_expr);
-        kv_free(s->inputs, s->n_inputs);
-        kv_free(s->env, s->n_env);
+        key_values_free(s->inputs, s->n_inputs);
+        key_values_free(s->env, s->n_env);
         free(s->image);
         free(s->runtime);
         volumes_free(s->volumes, s->n_volumes);
@@ -181,6 +181,7 @@ ResourceDoc *resource_doc_free(ResourceDoc *d)
         flow_free(d->flow);
         trigger_free(d->trigger);
         source_loc_done(&d->loc);
+        source_loc_done(&d->name_loc);
         free(d);
         return NULL;
 }

@@ -145,15 +145,21 @@ typedef struct Trigger {
 
 /* One YAML document of a file, after parsing. A valid document carries its flow or trigger; a
  * broken one carries as much identity as could be read (kind, namespace, name may be NULL), so a
- * reload can keep the previous good version of that document in effect. */
+ * reload can keep the previous good version of that document in effect.
+ *
+ * When a file cannot be read to its end (a YAML syntax error, an unreadable file), a last
+ * ResourceDoc with unreadable set stands for the rest: what the previous registry took from
+ * that file and no readable document names stays in effect. */
 typedef struct ResourceDoc {
+        bool unreadable; /* a placeholder for the unreadable rest of loc.file, nothing else */
         ResourceKind kind; /* _RESOURCE_KIND_INVALID when unknown */
         char *namespace;
         char *name;
         Flow *flow;       /* valid flow or workflow */
         Trigger *trigger; /* valid trigger */
         unsigned n_errors;
-        SourceLoc loc; /* where the document starts */
+        SourceLoc loc;      /* where the document starts */
+        SourceLoc name_loc; /* of its name (metadata.name, or name: of a workflow), if any */
 } ResourceDoc;
 
 /* The set of resources in effect. */
@@ -173,6 +179,7 @@ const char *on_phase_to_string(OnPhase p) _pure_;
 OnPhase on_phase_from_string(const char *s) _pure_;
 
 void source_loc_done(SourceLoc *loc);
+void key_values_free(KeyValue *kv, size_t n);
 Step *flow_find_step(const Flow *f, const char *name);
 
 /* flow_free() and trigger_free() drop one reference; the last one frees. */

@@ -17,9 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (size > 4096)
                 return 0;
-        text = strndup((const char *) data, size);
+        /* Not strndup(): the input is not NUL-terminated, and strndup may read past size. */
+        text = malloc(size + 1);
         if (!text)
                 return 0;
+        memcpy(text, data, size);
+        text[size] = 0;
 
         if (cron_parse(text, &c, &err, &offset) < 0) {
                 FUZZ_ASSERT(offset <= strlen(text));
