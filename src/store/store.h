@@ -13,7 +13,7 @@
 
 #include "shared/macro.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct Store Store;
 
