@@ -1709,6 +1709,11 @@ static void load_document(Parse *p, yaml_document_t *doc, ResourceDoc *d)
 
         if (p->n_errors > 0 || p->error < 0 || !d->name || !d->namespace) {
                 d->flow = flow_free(d->flow);
+                if (p->error >= 0 && d->trigger && d->namespace) {
+                        d->trigger->namespace = p_strdup(p, d->namespace);
+                        d->trigger->name = p_strdup(p, d->name ?: "?");
+                        d->broken_trigger = TAKE_PTR(d->trigger);
+                }
                 d->trigger = trigger_free(d->trigger);
         } else if (d->flow) {
                 d->flow->namespace = p_strdup(p, d->namespace);
@@ -2367,36 +2372,66 @@ static int drop_flow_output_cycles(Registry *reg, const FlowIndex *index, Diagno
         return 0;
 }
 
-/* What spans documents: the flows that triggers name exist. */
-static int check_trigger_references(const Registry *reg, const FlowIndex *index,
-                                    Diagnostics *diags)
+/* Whether any document, valid or not, defines flow ns/name. */
+static bool docs_name_flow(ResourceDoc *const *docs, size_t n_docs, const char *ns,
+                           const char *name)
+{
+        for (size_t i = 0; i < n_docs; i++)
+                if (doc_is_flow(docs[i]) && docs[i]->namespace && docs[i]->name &&
+                    streq(docs[i]->namespace, ns) && streq(docs[i]->name, name))
+                        return true;
+        return false;
+}
+
+/* What spans documents: the flows that a trigger names exist. For a broken trigger (docs given),
+ * a flow that some broken document defines counts as existing: its own errors say enough. */
+static int check_trigger_refs(const Trigger *t, const FlowIndex *index, ResourceDoc *const *docs,
+                              size_t n_docs, Diagnostics *diags)
+{
+        int r;
+
+        for (size_t k = 0; k < t->n_targets; k++) {
+                const TriggerTarget *x = &t->targets[k];
+                if (flow_index_find(index, t->namespace, x->pipeline) != SIZE_MAX ||
+                    (docs && docs_name_flow(docs, n_docs, t->namespace, x->pipeline)))
+                        continue;
+                r = diag_add(diags, DIAG_ERROR, x->loc.file, x->loc.line, x->loc.column,
+                             "trigger %s/%s targets flow '%s', which does not exist in "
+                             "namespace %s",
+                             t->namespace, t->name, x->pipeline, t->namespace);
+                if (r < 0)
+                        return r;
+        }
+        if (t->type == TRIGGER_FLOW_OUTPUT && t->flow &&
+            flow_index_find(index, t->namespace, t->flow) == SIZE_MAX &&
+            !(docs && docs_name_flow(docs, n_docs, t->namespace, t->flow))) {
+                r = diag_add(diags, DIAG_ERROR, t->source_loc.file, t->source_loc.line,
+                             t->source_loc.column,
+                             "trigger %s/%s watches flow '%s', which does not exist in "
+                             "namespace %s",
+                             t->namespace, t->name, t->flow, t->namespace);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_trigger_references(const Registry *reg, ResourceDoc *const *docs, size_t n_docs,
+                                    const FlowIndex *index, Diagnostics *diags)
 {
         int r;
 
         for (size_t i = 0; i < reg->n_triggers; i++) {
-                const Trigger *t = reg->triggers[i];
-
-                for (size_t k = 0; k < t->n_targets; k++) {
-                        const TriggerTarget *x = &t->targets[k];
-                        if (flow_index_find(index, t->namespace, x->pipeline) != SIZE_MAX)
-                                continue;
-                        r = diag_add(diags, DIAG_ERROR, x->loc.file, x->loc.line, x->loc.column,
-                                     "trigger %s/%s targets flow '%s', which does not exist in "
-                                     "namespace %s",
-                                     t->namespace, t->name, x->pipeline, t->namespace);
-                        if (r < 0)
-                                return r;
-                }
-                if (t->type == TRIGGER_FLOW_OUTPUT && t->flow &&
-                    flow_index_find(index, t->namespace, t->flow) == SIZE_MAX) {
-                        r = diag_add(diags, DIAG_ERROR, t->source_loc.file, t->source_loc.line,
-                                     t->source_loc.column,
-                                     "trigger %s/%s watches flow '%s', which does not exist in "
-                                     "namespace %s",
-                                     t->namespace, t->name, t->flow, t->namespace);
-                        if (r < 0)
-                                return r;
-                }
+                r = check_trigger_refs(reg->triggers[i], index, NULL, 0, diags);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n_docs; i++) {
+                if (!docs[i]->broken_trigger)
+                        continue;
+                r = check_trigger_refs(docs[i]->broken_trigger, index, docs, n_docs, diags);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -2433,7 +2468,7 @@ int registry_build(ResourceDoc *const *docs, size_t n_docs, const Registry *prev
         r = flow_index_build(&index, reg);
         if (r < 0)
                 return r;
-        r = check_trigger_references(reg, &index, diags);
+        r = check_trigger_references(reg, docs, n_docs, &index, diags);
         if (r < 0)
                 return r;
         /* Last: dropping triggers does not change the flows the index points at. */

@@ -180,6 +180,7 @@ ResourceDoc *resource_doc_free(ResourceDoc *d)
         free(d->name);
         flow_free(d->flow);
         trigger_free(d->trigger);
+        trigger_free(d->broken_trigger);
         source_loc_done(&d->loc);
         source_loc_done(&d->name_loc);
         free(d);

@@ -157,6 +157,9 @@ typedef struct ResourceDoc {
         char *name;
         Flow *flow;       /* valid flow or workflow */
         Trigger *trigger; /* valid trigger */
+        /* What could be read of an invalid trigger, so that its references to flows are still
+         * checked and reported with the rest of its problems; never put in effect. */
+        Trigger *broken_trigger;
         unsigned n_errors;
         SourceLoc loc;      /* where the document starts */
         SourceLoc name_loc; /* of its name (metadata.name, or name: of a workflow), if any */

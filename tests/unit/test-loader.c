@@ -106,6 +106,8 @@ TEST(mixed_problems)
                 { NULL, 23, 23, "timeoutSeconds: -1 is out of range" },
                 { NULL, 25, 7, "unknown kind 'ArkEvnt' (did you mean 'ArkEvent'?)" },
                 { NULL, 32, 33, "invalid cron expression: hour" },
+                /* reported although the trigger is broken for other reasons too */
+                { NULL, 33, 24, "trigger default/cr targets flow 'nothere', which does not exist" },
                 { NULL, 33, 45, "unclosed '{{'" },
                 { NULL, 34, 22, "concurrencyPolicy: unknown value 'Sometimes'" },
                 { NULL, 43, 14, "templates are not expanded in run:" },
