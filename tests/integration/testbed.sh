@@ -303,11 +303,17 @@ tb_stop() {
         wait "$TB_UNSHARE" 2>/dev/null || true
         TB_UNSHARE=
 
+        # An nsenter on the host (outside the PID namespace, inside the mount namespace) ends a
+        # moment after its child inside was killed: give such stragglers a bounded time.
         left=
-        if [ -n "$TB_PIDNS" ]; then
+        deadline=$(($(tb_now_ms) + 5000))
+        while [ -n "$TB_PIDNS" ]; do
                 left=$(tb_ns_members "$TB_PIDNS" pid)
                 [ -n "$left" ] || left=$(tb_ns_members "$TB_MNTNS" mnt)
-        fi
+                [ -n "$left" ] && [ "$(tb_now_ms)" -lt "$deadline" ] || break
+                sleep 0.05
+        done
+        [ -z "$left" ] || left+=" ($(ps -o pid=,comm=,args= -p "${left// /,}" 2>/dev/null | tr '\n' ';'))"
         # Overlays of our stage visible on the host would mean a mount escaped the namespace.
         if findmnt -rn -t overlay -o OPTIONS 2>/dev/null | grep -qF "lowerdir=$TB_STAGE/"; then
                 left+=" (a mount of $TB_STAGE on the host)"
