@@ -196,6 +196,29 @@ out=$(as_nobody arkeventctl fire team/greeter 2>&1) || r=$?
 assert_eq "$r" 5 "nobody fire exit code"
 assert_contains "$out" "needs root" "nobody fire message"
 
+# Bash completion: verbs, and flows, triggers and runs from the daemon.
+complete_words() { # WORDS... (the last one is being completed)
+        tb_run bash -c 'source /usr/share/bash-completion/completions/arkeventctl
+                COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _arkeventctl
+                printf "%s\n" "${COMPREPLY[@]}"' complete "$@"
+}
+assert_eq "$(complete_words arkeventctl li | sort | tr '\n' ' ')" "list-flows list-triggers " "complete verbs"
+assert_contains "$(complete_words arkeventctl fire team/)" "team/greeter" "complete triggers"
+assert_contains "$(complete_words arkeventctl graph default/)" "default/diamond" "complete flows"
+assert_contains "$(complete_words arkeventctl show '')" "$diamond" "complete runs"
+assert_contains "$(complete_words arkeventctl runs --state S)" "Succeeded" "complete states"
+assert_contains "$(complete_words arkeventctl fire --)" "--wait" "complete options"
+
+# The man pages are installed and render.
+for page in arkeventctl.1 arkeventd.8 arkevent.d.5 arkevent.yaml.5 dev.arkonis.ArkEvent1.5 arkevent-rest.7; do
+        name=${page%.*}
+        out=$(tb_run env MANWIDTH=100 MAN_KEEP_FORMATTING= man --no-hyphenation "${page##*.}" "$name" 2>&1) ||
+                fail "man ${page##*.} $name: $out"
+        assert_contains "$out" "NAME" "man $name"
+done
+assert_contains "$(tb_run env MANWIDTH=200 man 5 dev.arkonis.ArkEvent1)" "FireTrigger(in  s trigger," "bus API page"
+assert_contains "$(tb_run env MANWIDTH=200 man 1 arkeventctl)" "The daemon cannot be reached" "exit codes documented"
+
 # reload, and the daemon not reachable: exit 3 with a clear message.
 assert_eq "$(rc arkeventctl reload)" 0 "reload"
 r=0
