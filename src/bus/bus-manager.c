@@ -836,11 +836,18 @@ int bus_manager_connect(Manager *m)
 
 void bus_manager_emit_changed(Manager *m)
 {
+        static unsigned announced_reloads = 0;
+
         if (!m->bus)
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
                                               "NFlows", "NTriggers", "NRunsActive",
                                               "NRunsQueued", NULL);
+        /* After a reload every trigger may have changed (conditions, targets, policy). */
+        if (m->n_reloads != announced_reloads) {
+                announced_reloads = m->n_reloads;
+                bus_trigger_emit_all(m);
+        }
 }
 
 void bus_manager_emit_run(Manager *m, Run *run)

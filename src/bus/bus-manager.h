@@ -52,6 +52,8 @@ int bus_trigger_path(const Trigger *t, char **ret);
  * timers provide it; until then this answers 0 (a weak definition a strong one replaces). */
 uint64_t trigger_next_fire_usec(Manager *m, const Trigger *t);
 void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name);
+/* PropertiesChanged for every property of every trigger (after a reload). */
+void bus_trigger_emit_all(Manager *m);
 
 /* Per-run objects (bus-run.c). */
 int bus_run_setup(Manager *m);

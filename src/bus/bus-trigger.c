@@ -218,3 +218,18 @@ void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name)
         (void) sd_bus_emit_properties_changed(m->bus, path, BUS_TRIGGER_INTERFACE, "FireCount",
                                               "LastFireUSec", "NextFireUSec", NULL);
 }
+
+void bus_trigger_emit_all(Manager *m)
+{
+        if (!m->bus || !m->registry)
+                return;
+        for (size_t i = 0; i < m->registry->n_triggers; i++) {
+                _cleanup_free_ char *path = NULL;
+                if (bus_trigger_path(m->registry->triggers[i], &path) < 0)
+                        continue;
+                (void) sd_bus_emit_properties_changed(
+                        m->bus, path, BUS_TRIGGER_INTERFACE, "Type", "Ready", "Reason", "Message",
+                        "Suspended", "ConcurrencyPolicy", "Targets", "Schedule", "UpstreamFlow",
+                        "NextFireUSec", "WebhookURL", NULL);
+        }
+}

@@ -286,6 +286,9 @@ out=$(call StartRun ss default/diamond '{"n": 5}')
 run3=$(echo "$out" | awk '{print $2}')
 assert_eq "$(tb_wait_run "$run3" 60)" Succeeded "diamond over the bus"
 tb_wait_sh 10 "grep -q 'Member=RunFinished' /tmp/monitor.txt"
+# A reload announces the triggers' properties again.
+call Reload
+tb_wait_sh 10 "grep -q 'Path=/dev/arkonis/ArkEvent1/trigger/default_2fhook ' /tmp/monitor.txt"
 tb_run cat /tmp/monitor.txt >"$TB_DIR/monitor.txt"
 python3 - "$run3" "$TB_DIR/monitor.txt" <<'PY' || fail "signals"
 import re, sys
@@ -308,6 +311,23 @@ mgr = [b for b in sig("PropertiesChanged") if "NRunsActive" in b]
 assert mgr, "no PropertiesChanged for NRunsActive"
 print("signals: RunStarted 1, ActivityCompleted", len(done), ", RunFinished 1, run PropertiesChanged", len(changed))
 PY
+
+# ---- QueueFull: with room for one unfinished run, a second is refused ---------------------------
+tb_write /etc/arkevent/arkevent.yaml <<'YAML'
+engine:
+  maxQueuedRuns: 1
+YAML
+tb_run systemctl restart arkevent.service
+out=$(call StartRun ss default/slow '')
+slow3=$(echo "$out" | awk '{print $2}')
+out=$(assert_err QueueFull FireTrigger string:default/hook string:)
+assert_contains "$out" "the run queue is full" "FireTrigger QueueFull"
+assert_err QueueFull StartRun string:default/hello string: >/dev/null
+assert_eq "$(tb_run busctl get-property "$DEST" "$OBJ" "$IF" NRunsActive)" "u 1" "NRunsActive"
+call CancelRun t "$slow3" >/dev/null
+assert_eq "$(tb_wait_run "$slow3" 30)" Cancelled "queue drained"
+tb_run rm /etc/arkevent/arkevent.yaml
+tb_run systemctl restart arkevent.service
 
 # ---- bus activation: a call starts a stopped daemon --------------------------------------------
 tb_run systemctl stop arkevent.service
