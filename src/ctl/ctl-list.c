@@ -356,8 +356,9 @@ int verb_status(int argc, char *argv[])
                 printf("   Upstream: %s\n", jstr(props, "UpstreamFlow"));
         if (*strempty(jstr(props, "WebhookURL")))
                 printf("    Webhook: %s\n", jstr(props, "WebhookURL"));
-        printf("  Last fire: %s (fired %" PRIu64 " times)\n",
-               ctl_format_time(b1, jt(props, "LastFireUSec")), jt(props, "FireCount"));
+        printf("  Last fire: %s (fired %" PRIu64 " time%s)\n",
+               ctl_format_time(b1, jt(props, "LastFireUSec")), jt(props, "FireCount"),
+               jt(props, "FireCount") == 1 ? "" : "s");
         printf("  Next fire: %s\n", ctl_format_time(b2, jt(props, "NextFireUSec")));
         printf("     Object: %s\n", path);
         if (json_object_array_length(runs) > 0) {
