@@ -413,28 +413,17 @@ static int method_start_run(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "t", (uint64_t) run->id);
 }
 
-static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char *name,
+                     const char *input_json, sd_bus_error *error)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_object_putp) json_object *input = NULL;
         _cleanup_(fire_result_done) FireResult res = {};
-        _cleanup_free_ char *ns = NULL, *err = NULL;
-        const char *ref, *input_json, *name;
-        Manager *m = userdata;
+        _cleanup_free_ char *err = NULL;
         Trigger *t;
         int r;
 
-        r = sd_bus_message_read(msg, "ss", &ref, &input_json);
-        if (r < 0)
-                return r;
         REQUIRE_ADMIN(msg, m, error);
-        r = bus_parse_ref(ref, &ns, &name);
-        if (r == -EINVAL)
-                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                         "'%s' is not a trigger name (NAMESPACE/NAME or NAME).",
-                                         ref);
-        if (r < 0)
-                return r;
         t = registry_find_trigger(m->registry, ns, name);
         if (!t)
                 return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND, "No trigger %s/%s.", ns,
@@ -502,6 +491,30 @@ static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_free_ char *ns = NULL;
+        const char *ref, *input_json, *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &ref, &input_json);
+        if (r < 0)
+                return r;
+        r = bus_parse_ref(ref, &ns, &name);
+        if (r == -EINVAL) {
+                /* Who may fire is told before what is wrong with the name. */
+                r = bus_check_admin(msg, userdata, error);
+                if (r <= 0)
+                        return r < 0 ? r : -EACCES;
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a trigger name (NAMESPACE/NAME or NAME).",
+                                         ref);
+        }
+        if (r < 0)
+                return r;
+        return bus_fire_trigger(msg, userdata, ns, name, input_json, error);
 }
 
 static int method_get_run(sd_bus_message *msg, void *userdata, sd_bus_error *error)

@@ -42,6 +42,11 @@ int bus_parse_ref(const char *ref, char **ret_ns, const char **ret_name);
  * AccessDenied error and returns 0 when not; 1 when allowed; negative errno on failure. */
 int bus_check_admin(sd_bus_message *msg, Manager *m, sd_bus_error *error);
 
+/* Fires ns/name with input_json for the caller of msg and answers it with the run objects
+ * (FireTrigger, and Fire on a trigger object). */
+int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char *name,
+                     const char *input_json, sd_bus_error *error);
+
 /* Cancels run id for the caller of msg (CancelRun, and Cancel on a run object). */
 int bus_cancel_run(sd_bus_message *msg, Manager *m, uint64_t id, sd_bus_error *error);
 

@@ -163,6 +163,21 @@ static int property_get_targets(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_close_container(reply);
 }
 
+static int method_fire(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        const char *input_json;
+        Trigger *t;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &input_json);
+        if (r < 0)
+                return r;
+        t = trigger_from_path(userdata, sd_bus_message_get_path(msg));
+        if (!t)
+                return sd_bus_error_set(error, BUS_ERROR_NOT_FOUND, "No such trigger.");
+        return bus_fire_trigger(msg, userdata, t->namespace, t->name, input_json, error);
+}
+
 static const sd_bus_vtable trigger_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Namespace", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -191,6 +206,8 @@ static const sd_bus_vtable trigger_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("WebhookURL", "s", property_get_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Fire", SD_BUS_ARGS("s", input_json), SD_BUS_RESULT("ao", runs),
+                                method_fire, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

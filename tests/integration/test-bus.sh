@@ -179,6 +179,12 @@ slow=$(echo "$out" | grep -o 'run/[0-9]*' | cut -d/ -f2)
 out=$(assert_err Refused FireTrigger string:default/once string:)
 assert_contains "$out" "concurrencyPolicy: Forbid" "FireTrigger Forbid"
 
+# Fire on the trigger's own object.
+out=$(tb_run busctl call "$DEST" "$hook_path" dev.arkonis.ArkEvent1.Trigger Fire s '{"who": "object"}')
+run4=$(echo "$out" | grep -o 'run/[0-9]*' | cut -d/ -f2)
+assert_eq "$(tb_wait_run "$run4" 60)" Succeeded "Trigger.Fire"
+assert_eq "$(tb_run busctl get-property "$DEST" "$OBJ/run/$run4" dev.arkonis.ArkEvent1.Run Output)" 's "hello object"' "Trigger.Fire output"
+
 # The cron trigger fires over the bus as well (what arkevent-cron@.service does).
 out=$(call FireTrigger ss nightly '')
 assert_contains "$out" 'ao 1 "/dev/arkonis/ArkEvent1/run/' "FireTrigger cron"
@@ -259,6 +265,10 @@ if out=$(as_nobody dbus-send --system --print-reply --dest="$DEST" "$OBJ" "$IF.F
         fail "nobody could fire: $out"
 fi
 assert_contains "$out" "org.freedesktop.DBus.Error.AccessDenied" "nobody FireTrigger"
+if out=$(as_nobody dbus-send --system --print-reply --dest="$DEST" "$hook_path" dev.arkonis.ArkEvent1.Trigger.Fire string: 2>&1); then
+        fail "nobody could call Trigger.Fire: $out"
+fi
+assert_contains "$out" "AccessDenied" "nobody Trigger.Fire"
 for m in "StartRun string:default/hello string:" "CancelRun uint64:1" "Reload" "GetTriggerToken string:default/hook" "SubmitResource string:x"; do
         # shellcheck disable=SC2086
         if out=$(as_nobody dbus-send --system --print-reply --dest="$DEST" "$OBJ" "$IF".$m 2>&1); then
