@@ -379,8 +379,50 @@ static int method_list_runs(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_send(NULL, reply, NULL);
 }
 
+typedef struct CommitReply {
+        sd_bus_message *call;
+        sd_bus_message *reply;
+} CommitReply;
+
+static void on_committed(Store *s, int error, void *userdata)
+{
+        CommitReply *c = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(c->call, SD_BUS_ERROR_FAILED,
+                                                  "The runs could not be stored: %s",
+                                                  strerror(-error));
+        else
+                (void) sd_bus_send(NULL, c->reply, NULL);
+        sd_bus_message_unref(c->call);
+        sd_bus_message_unref(c->reply);
+        free(c);
+}
+
+/* Sends reply once everything the call wrote is committed (with the loop turn's group commit):
+ * an answer never promises a run that a crash right after it would lose. */
+static int reply_after_commit(Manager *m, sd_bus_message *call, sd_bus_message *reply)
+{
+        CommitReply *c = new0(CommitReply, 1);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->call = sd_bus_message_ref(call);
+        c->reply = sd_bus_message_ref(reply);
+        r = store_on_commit(m->store, on_committed, c);
+        if (r < 0) {
+                sd_bus_message_unref(c->call);
+                sd_bus_message_unref(c->reply);
+                free(c);
+                return r;
+        }
+        return 1;
+}
+
 static int method_start_run(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_object_putp) json_object *input = NULL;
         const char *flow, *input_json;
         Manager *m = userdata;
@@ -407,10 +449,13 @@ static int method_start_run(sd_bus_message *msg, void *userdata, sd_bus_error *e
                                         "The run queue is full, try again later.");
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot start the run: %m");
-        r = store_commit(m->store);
+        r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot store the run: %m");
-        return sd_bus_reply_method_return(msg, "t", (uint64_t) run->id);
+                return r;
+        r = sd_bus_message_append(reply, "t", (uint64_t) run->id);
+        if (r < 0)
+                return r;
+        return reply_after_commit(m, msg, reply);
 }
 
 int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char *name,
@@ -457,10 +502,6 @@ int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char
                 return sd_bus_error_set_errnof(error, r, "Cannot fire %s/%s: %m", ns, name);
         }
 
-        r = store_commit(m->store);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot store the runs: %m");
-
         {
                 char f1[512], f2[64];
                 const char *fields[] = { f1, f2, NULL };
@@ -490,7 +531,7 @@ int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return reply_after_commit(m, msg, reply);
 }
 
 static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error *error)
