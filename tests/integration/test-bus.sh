@@ -290,7 +290,7 @@ fi
 assert_contains "$out" "Error dev.arkonis.ArkEvent1.Error.AccessDenied: Access denied: GetTriggerToken is for root only." "admin GetTriggerToken"
 
 # ---- signals during a run, as a monitor sees them ----------------------------------------------
-tb_sh "timeout 60 busctl monitor --system $DEST >/tmp/monitor.txt 2>&1 &"
+tb_sh "timeout 60 busctl monitor --system $DEST >/tmp/monitor.txt 2>&1 & echo \$! >/tmp/monitor.pid"
 tb_wait_sh 10 'grep -q "Monitoring bus message stream" /tmp/monitor.txt'
 out=$(call StartRun ss default/diamond '{"n": 5}')
 run3=$(echo "$out" | awk '{print $2}')
@@ -300,6 +300,9 @@ tb_wait_sh 10 "grep -q 'Member=RunFinished' /tmp/monitor.txt"
 call Reload
 tb_wait_sh 10 "grep -q 'Path=/dev/arkonis/ArkEvent1/trigger/default_2fhook ' /tmp/monitor.txt"
 tb_run cat /tmp/monitor.txt >"$TB_DIR/monitor.txt"
+tb_sh 'kill "$(cat /tmp/monitor.pid)"'
+tb_wait_sh 10 '! kill -0 "$(cat /tmp/monitor.pid)" 2>/dev/null'
+
 python3 - "$run3" "$TB_DIR/monitor.txt" <<'PY' || fail "signals"
 import re, sys
 text = open(sys.argv[2]).read()
