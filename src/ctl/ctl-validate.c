@@ -4,6 +4,7 @@
 
 #include "ctl.h"
 #include "model/loader.h"
+#include "shared/json-util.h"
 #include "shared/log.h"
 
 static void validate_help(void)
@@ -15,7 +16,8 @@ static void validate_help(void)
                "directory stands for its *.yaml and *.yml files.\n\n"
                "Options:\n"
                "  -h --help    Show this help\n"
-               "  -q --quiet   Print the problems only, no summary\n\n"
+               "  -q --quiet   Print the problems only, no summary\n"
+               "     --json   Print the problems as JSON on standard output\n\n"
                "Exit status: 0 if there is no error, 1 if there is any, 2 on bad usage.\n");
 }
 
@@ -54,6 +56,9 @@ int verb_validate(int argc, char *argv[])
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 {},
         };
         _cleanup_(diag_done) Diagnostics diags = {};
@@ -64,7 +69,9 @@ int verb_validate(int argc, char *argv[])
         int c, r = 0;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hq", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hq", options, NULL)) >= 0) {
+                if (ctl_common_option(c))
+                        continue;
                 switch (c) {
                 case 'h':
                         validate_help();
@@ -75,6 +82,7 @@ int verb_validate(int argc, char *argv[])
                 default:
                         return CTL_EXIT_USAGE;
                 }
+        }
         if (optind >= argc) {
                 log_error("No files given. See 'arkeventctl validate --help'.");
                 return CTL_EXIT_USAGE;
@@ -97,6 +105,29 @@ int verb_validate(int argc, char *argv[])
         }
 
         diag_sort(&diags);
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                json_object *items = json_object_new_array();
+                for (size_t i = 0; i < diags.n; i++) {
+                        const Diagnostic *d = &diags.items[i];
+                        json_object *e = json_object_new_object();
+                        json_object_object_add(e, "file", json_object_new_string(d->file));
+                        json_object_object_add(e, "line", json_object_new_int((int) d->line));
+                        json_object_object_add(e, "column", json_object_new_int((int) d->column));
+                        json_object_object_add(
+                                e, "severity",
+                                json_object_new_string(d->severity == DIAG_ERROR ? "error"
+                                                                                 : "warning"));
+                        json_object_object_add(e, "message", json_object_new_string(d->message));
+                        json_object_array_add(items, e);
+                }
+                json_object_object_add(o, "documents", json_object_new_int64((int64_t) n_read));
+                json_object_object_add(o, "valid", json_object_new_int64((int64_t) n_valid));
+                json_object_object_add(o, "errors", json_object_new_int64((int64_t) diags.n_errors));
+                json_object_object_add(o, "problems", items);
+                ctl_print_json(o);
+                return diags.n_errors > 0 ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+        }
         diag_print(&diags, stderr);
         n_warnings = diags.n - diags.n_errors;
         if (!quiet)

@@ -38,6 +38,7 @@ static const ConfigKey config_keys[] = {
         KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
         KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
+        KEY("bus.adminGroup", CONFIG_STRING, bus_admin_group),
 };
 
 int config_init(Config *c)
@@ -56,7 +57,8 @@ int config_init(Config *c)
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);
         c->step_sandbox = strdup("default");
-        if (!c->resource_dir || !c->state_dir || !c->step_sandbox)
+        c->bus_admin_group = strdup("arkevent");
+        if (!c->resource_dir || !c->state_dir || !c->step_sandbox || !c->bus_admin_group)
                 return -ENOMEM;
         return 0;
 }
@@ -68,6 +70,7 @@ void config_done(Config *c)
         free(c->listen_address);
         free(c->public_url);
         free(c->step_sandbox);
+        free(c->bus_admin_group);
         *c = (Config){};
 }
 

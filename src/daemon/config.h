@@ -27,6 +27,8 @@ typedef struct Config {
         unsigned max_queued_runs;
         char *step_sandbox; /* none, default, strict */
         uint64_t idle_exit_sec; /* 0: never */
+        /* D-Bus */
+        char *bus_admin_group; /* members may call the changing methods; empty: root only */
 } Config;
 
 /* Fills in the defaults. */

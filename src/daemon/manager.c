@@ -89,13 +89,32 @@ static void log_diagnostics(const Diagnostics *diags)
         }
 }
 
+/* The resource directory, then what was submitted over D-Bus (STATE/resources). */
+static int manager_parse_resources(Manager *m, Registry **ret, Diagnostics *diags)
+{
+        _cleanup_free_ char *submitted = NULL;
+        ResourceDoc **docs = NULL;
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&submitted, "%s/resources", m->config.state_dir) < 0)
+                return -ENOMEM;
+        r = resource_dir_parse(m->config.resource_dir, &docs, &n, diags);
+        if (r >= 0)
+                r = resource_dir_parse(submitted, &docs, &n, diags);
+        if (r >= 0)
+                r = registry_build(docs, n, m->registry, ret, diags);
+        resource_docs_free(docs, n);
+        return r;
+}
+
 static int manager_load_resources(Manager *m)
 {
         _cleanup_(diag_done) Diagnostics diags = {};
         _cleanup_(registry_freep) Registry *reg = NULL;
         int r;
 
-        r = registry_load_dir(m->config.resource_dir, m->registry, &reg, &diags);
+        r = manager_parse_resources(m, &reg, &diags);
         if (r < 0)
                 return log_error_errno(r, "Failed to load resources from %s: %m",
                                        m->config.resource_dir);
