@@ -6,6 +6,7 @@
 #include "engine/run-view.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
+#include "triggers/trigger-fire.h"
 
 static int property_get_n_flows(sd_bus *bus, const char *path, const char *interface,
                                 const char *property, sd_bus_message *reply, void *userdata,
@@ -141,6 +142,68 @@ static int method_cancel_run(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_(fire_result_done) FireResult res = {};
+        _cleanup_free_ char *ns = NULL, *err = NULL;
+        const char *id, *input_json, *slash, *name;
+        Manager *m = userdata;
+        FireRequest req = {};
+        Trigger *t;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &id, &input_json);
+        if (r < 0)
+                return r;
+        if (*input_json) {
+                body = json_tokener_parse(input_json);
+                if (!body || !json_object_is_type(body, json_type_object))
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                                 "The input must be a JSON object.");
+        }
+        slash = strchr(id, '/');
+        ns = slash ? strndup(id, (size_t) (slash - id)) : strdup("default");
+        if (!ns)
+                return -ENOMEM;
+        name = slash ? slash + 1 : id;
+        t = registry_find_trigger(m->registry, ns, name);
+        if (!t)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND, "No trigger %s/%s.", ns, name);
+
+        req.body = body;
+        r = trigger_fire(m, t, &req, &res, &err);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_FOUND, "%s", strna(err));
+        if (r == -ENOBUFS)
+                return sd_bus_error_set(error, BUS_ERROR_QUEUE_FULL, "The run queue is full.");
+        if (r == -ENOTCONN)
+                return sd_bus_error_set(error, BUS_ERROR_UNAVAILABLE,
+                                        "The flow engine is not available.");
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT, "Cannot fire: %s",
+                                         err ?: strerror(-r));
+        r = store_commit(m->store);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot store the runs: %m");
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        for (size_t i = 0; r >= 0 && i < res.n_runs; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), BUS_MANAGER_PATH "/run/%" PRIi64, res.run_ids[i]);
+                r = sd_bus_message_append(reply, "o", path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -157,6 +220,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_get_run, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CancelRun", SD_BUS_ARGS("t", run_id), SD_BUS_NO_RESULT,
                                 method_cancel_run, 0),
+        SD_BUS_METHOD_WITH_ARGS("FireTrigger", SD_BUS_ARGS("s", trigger, "s", input_json),
+                                SD_BUS_RESULT("ao", runs), method_fire_trigger, 0),
         SD_BUS_SIGNAL_WITH_ARGS("RunStarted", SD_BUS_ARGS("t", run_id, "s", flow), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ActivityCompleted",
                                 SD_BUS_ARGS("t", run_id, "s", activity, "s", state), 0),

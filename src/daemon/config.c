@@ -38,6 +38,7 @@ static const ConfigKey config_keys[] = {
         KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
         KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
+        KEY("cron.catchUpSeconds", CONFIG_UINT64, cron_catch_up_sec),
 };
 
 int config_init(Config *c)
@@ -52,6 +53,7 @@ int config_init(Config *c)
                 .max_units_in_flight = 64,
                 .max_queued_runs = 10000,
                 .idle_exit_sec = 300,
+                .cron_catch_up_sec = 24 * 3600,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

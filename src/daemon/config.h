@@ -27,6 +27,8 @@ typedef struct Config {
         unsigned max_queued_runs;
         char *step_sandbox; /* none, default, strict */
         uint64_t idle_exit_sec; /* 0: never */
+        /* cron */
+        uint64_t cron_catch_up_sec; /* a slot missed within this long fires once at start */
 } Config;
 
 /* Fills in the defaults. */

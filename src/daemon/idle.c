@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#include <systemd/sd-daemon.h>
+
+#include "bus/bus-manager.h"
+#include "daemon/idle.h"
+#include "daemon/resource-watch.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+#include "triggers/trigger-cron.h"
+#include "triggers/trigger-flow-output.h"
+
+#define IDLE_CHECK_MIN_USEC (250 * USEC_PER_MSEC)
+#define IDLE_CHECK_MAX_USEC (10 * USEC_PER_SEC)
+
+static sd_event_source *idle_source;
+static uint64_t busy_usec; /* CLOCK_MONOTONIC: when the daemon was last seen busy */
+
+bool manager_is_idle(Manager *m)
+{
+        uint64_t queued = 0;
+
+        if (m->engine && (engine_n_active_runs(m->engine) > 0 ||
+                          engine_n_queued_runs(m->engine) > 0 ||
+                          engine_n_units_in_flight(m->engine) > 0))
+                return false;
+        /* Open connections include suspended requests (mode=sync waiters). */
+        if (m->http && http_server_n_connections(m->http) > 0)
+                return false;
+        if (m->bus && sd_bus_get_n_queued_read(m->bus, &queued) >= 0 && queued > 0)
+                return false;
+        if (resource_watch_pending() || trigger_cron_busy() || trigger_flow_output_busy())
+                return false;
+
+        /* OUTBOX: pending outbound webhook deliveries keep the daemon up; the outbox adds its
+         * check here (e.g. `if (outbox_n_pending(m) > 0) return false;`). */
+
+        return true;
+}
+
+static uint64_t check_interval(uint64_t idle_usec)
+{
+        if (idle_usec == 0)
+                return IDLE_CHECK_MAX_USEC;
+        return MIN(MAX(idle_usec / 4, IDLE_CHECK_MIN_USEC), IDLE_CHECK_MAX_USEC);
+}
+
+/* Lets go of the bus name first, so that a call arriving from now on activates a new instance,
+ * then handles what was already sent to this one. Returns false when that work made the
+ * daemon busy again (the name is taken back). */
+static bool release_bus_name(Manager *m)
+{
+        int r;
+
+        if (!m->bus)
+                return true;
+        r = sd_bus_release_name(m->bus, BUS_NAME);
+        if (r < 0)
+                log_warning_errno(r, "Failed to release %s, ignoring: %m", BUS_NAME);
+        while (sd_bus_process(m->bus, NULL) > 0)
+                ;
+        if (manager_is_idle(m))
+                return true;
+        r = sd_bus_request_name(m->bus, BUS_NAME, 0);
+        if (r < 0)
+                log_warning_errno(r, "Failed to take back %s: %m", BUS_NAME);
+        return false;
+}
+
+static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), idle = m->config.idle_exit_sec * USEC_PER_SEC;
+
+        (void) sd_event_source_set_time(s, now + check_interval(idle));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+
+        if (idle == 0 || !manager_is_idle(m)) {
+                busy_usec = now;
+                return 0;
+        }
+        if (now - busy_usec < idle)
+                return 0;
+
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
+        if (!release_bus_name(m)) {
+                (void) sd_notify(false, "READY=1");
+                busy_usec = now;
+                return 0;
+        }
+        log_info("Idle for %" PRIu64 "s, exiting; the socket and the bus name start the "
+                 "daemon again.",
+                 m->config.idle_exit_sec);
+        return sd_event_exit(m->event, 0);
+}
+
+int manager_idle_setup(Manager *m)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        if (idle_source)
+                return 0;
+        busy_usec = now;
+        r = sd_event_add_time(m->event, &idle_source, CLOCK_MONOTONIC,
+                              now + check_interval(m->config.idle_exit_sec * USEC_PER_SEC), 0,
+                              on_idle_check, m);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to arm the idle check: %m");
+        (void) sd_event_source_set_description(idle_source, "idle-exit");
+        return 0;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include <sys/inotify.h>
+
+#include "resource-watch.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+
+static sd_event_source *watch_source, *debounce_source;
+static bool pending;
+
+bool resource_watch_pending(void)
+{
+        return pending;
+}
+
+static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+
+        pending = false;
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        log_info("Change in %s seen.", m->config.resource_dir);
+        (void) manager_reload(m);
+        return 0;
+}
+
+static bool is_resource_name(const char *name)
+{
+        return name && name[0] != '.' && (endswith(name, ".yaml") || endswith(name, ".yml"));
+}
+
+static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+        Manager *m = userdata;
+        uint64_t when;
+        int r;
+
+        if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                log_warning("%s went away; changes in it are no longer seen until "
+                            "the next start.",
+                            m->config.resource_dir);
+                return 0;
+        }
+        /* Editors write a temporary file (".x.yaml.swp", "x.yaml~", "4913") and rename it over
+         * the real one: the temporary names are not resources, the rename (IN_MOVED_TO) is. */
+        if (!(ev->mask & IN_Q_OVERFLOW) && !(ev->len > 0 && is_resource_name(ev->name)))
+                return 0;
+
+        when = now_usec(CLOCK_MONOTONIC) + RESOURCE_WATCH_DEBOUNCE_USEC;
+        if (!debounce_source) {
+                r = sd_event_add_time(m->event, &debounce_source, CLOCK_MONOTONIC, when, 0,
+                                      on_debounce, m);
+                if (r < 0)
+                        return log_warning_errno(r, "Failed to arm the reload timer: %m");
+                (void) sd_event_source_set_description(debounce_source, "resource-debounce");
+        } else {
+                (void) sd_event_source_set_time(debounce_source, when);
+                (void) sd_event_source_set_enabled(debounce_source, SD_EVENT_ONESHOT);
+        }
+        pending = true;
+        return 0;
+}
+
+int resource_watch_setup(Manager *m)
+{
+        int r;
+
+        if (watch_source)
+                return 0;
+        r = sd_event_add_inotify(m->event, &watch_source, m->config.resource_dir,
+                                 IN_CREATE | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM |
+                                         IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |
+                                         IN_MOVE_SELF | IN_ONLYDIR,
+                                 on_inotify, m);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot watch %s, changes need a reload: %m",
+                                         m->config.resource_dir);
+        (void) sd_event_source_set_description(watch_source, "resource-watch");
+        log_debug("Watching %s for changes.", m->config.resource_dir);
+        return 0;
+}
