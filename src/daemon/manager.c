@@ -105,6 +105,7 @@ static int manager_load_resources(Manager *m)
                                        m->config.resource_dir);
         diag_sort(&diags);
         log_diagnostics(&diags);
+        resource_watch_note_kept(m->registry, reg, &diags);
 
         registry_free(m->registry);
         m->registry = TAKE_PTR(reg);

@@ -79,3 +79,69 @@ int resource_watch_setup(Manager *m)
         log_debug("Watching %s for changes.", m->config.resource_dir);
         return 0;
 }
+
+typedef struct KeptTrigger {
+        char *ns;
+        char *name;
+        char *reason;
+} KeptTrigger;
+
+static KeptTrigger *kept;
+static size_t n_kept;
+
+static void kept_clear(void)
+{
+        for (size_t i = 0; i < n_kept; i++) {
+                free(kept[i].ns);
+                free(kept[i].name);
+                free(kept[i].reason);
+        }
+        free(kept);
+        kept = NULL;
+        n_kept = 0;
+}
+
+static bool registry_has_trigger(const Registry *r, const Trigger *t)
+{
+        for (size_t i = 0; r && i < r->n_triggers; i++)
+                if (r->triggers[i] == t)
+                        return true;
+        return false;
+}
+
+void resource_watch_note_kept(const Registry *previous, const Registry *next,
+                              const Diagnostics *diags)
+{
+        kept_clear();
+        for (size_t i = 0; next && i < next->n_triggers; i++) {
+                const Trigger *t = next->triggers[i];
+                const Diagnostic *d = NULL;
+                _cleanup_free_ char *line = NULL;
+                KeptTrigger *n;
+
+                if (!registry_has_trigger(previous, t))
+                        continue;
+                for (size_t k = 0; k < diags->n && !d; k++)
+                        if (diags->items[k].severity == DIAG_ERROR &&
+                            streq_ptr(diags->items[k].file, t->loc.file))
+                                d = &diags->items[k];
+                if (!d || diag_format(d, &line) < 0)
+                        continue;
+                n = realloc(kept, (n_kept + 1) * sizeof(KeptTrigger));
+                if (!n)
+                        return;
+                kept = n;
+                kept[n_kept] = (KeptTrigger){ strdup(t->namespace), strdup(t->name), NULL };
+                (void) asprintf(&kept[n_kept].reason,
+                                "%s; the previous version stays in effect", line);
+                n_kept++;
+        }
+}
+
+const char *resource_watch_kept_reason(const Trigger *t)
+{
+        for (size_t i = 0; i < n_kept; i++)
+                if (streq_ptr(kept[i].ns, t->namespace) && streq_ptr(kept[i].name, t->name))
+                        return kept[i].reason;
+        return NULL;
+}

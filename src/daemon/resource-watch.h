@@ -6,9 +6,17 @@
  * event loop, through manager_reload(). */
 
 #include "daemon/manager.h"
+#include "model/diag.h"
 
 #define RESOURCE_WATCH_DEBOUNCE_USEC (200 * 1000)
 
 int resource_watch_setup(Manager *m);
 /* True while a change waits for its reload. */
 bool resource_watch_pending(void);
+
+/* After a load: remembers which triggers of next are the previous version kept because their
+ * new document is broken (the same object as in previous), with the first error of their file. */
+void resource_watch_note_kept(const Registry *previous, const Registry *next,
+                              const Diagnostics *diags);
+/* Why t is a kept previous version ("file:line:column: error: ..."), or NULL. */
+const char *resource_watch_kept_reason(const Trigger *t);
