@@ -11,9 +11,14 @@
 
 #define IDLE_CHECK_MIN_USEC (250 * USEC_PER_MSEC)
 #define IDLE_CHECK_MAX_USEC (10 * USEC_PER_SEC)
+/* systemd refuses a sixth start within 10 s (StartLimitBurst=5, StartLimitIntervalSec=10s) and
+ * then fails the socket too. Living at least this long keeps idle exits and wake-ups, however
+ * frequent, below that limit. */
+#define IDLE_MIN_LIFETIME_USEC (2500 * USEC_PER_MSEC)
 
 static sd_event_source *idle_source;
 static uint64_t busy_usec; /* CLOCK_MONOTONIC: when the daemon was last seen busy */
+static uint64_t start_usec; /* CLOCK_MONOTONIC */
 
 bool manager_is_idle(Manager *m)
 {
@@ -78,7 +83,7 @@ static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata)
                 busy_usec = now;
                 return 0;
         }
-        if (now - busy_usec < idle)
+        if (now - busy_usec < idle || now - start_usec < IDLE_MIN_LIFETIME_USEC)
                 return 0;
 
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
@@ -100,7 +105,7 @@ int manager_idle_setup(Manager *m)
 
         if (idle_source)
                 return 0;
-        busy_usec = now;
+        busy_usec = start_usec = now;
         r = sd_event_add_time(m->event, &idle_source, CLOCK_MONOTONIC,
                               now + check_interval(m->config.idle_exit_sec * USEC_PER_SEC), 0,
                               on_idle_check, m);
