@@ -427,20 +427,14 @@ static int slot_get(Manager *m, const Trigger *t, uint64_t *ret)
         return 0;
 }
 
-/* The first slot after last_slot (and within the window) that was missed, or 0. A slot counts
- * as missed when its timer did not elapse for it (the timer did not exist: the machine was
- * down, or the daemon never set it up), or when it elapsed so long ago that its fire would be
- * recorded by now. */
-static uint64_t find_missed_slot(Manager *m, const Trigger *t, uint64_t last_slot, uint64_t now)
+uint64_t trigger_cron_missed_slot(const char *cron, uint64_t last_slot, uint64_t now,
+                                  uint64_t window, uint64_t timer_last)
 {
         _cleanup_(cron_freep) CronExpr *c = NULL;
-        uint64_t window = m->config.cron_catch_up_sec * USEC_PER_SEC, timer_last = 0;
         time_t from, next;
 
-        if (!t->cron || cron_parse(t->cron, &c, NULL, NULL) < 0)
-                return 0; /* source.calendar: systemd's expressions are not evaluated here */
-        (void) timer_get_usec(m, t, "LastTriggerUSec", &timer_last);
-
+        if (!cron || last_slot == 0 || window == 0 || cron_parse(cron, &c, NULL, NULL) < 0)
+                return 0;
         from = (time_t) (MAX(last_slot, now > window ? now - window : 0) / USEC_PER_SEC);
         for (unsigned i = 0; i < 100000; i++) {
                 uint64_t slot;
@@ -455,6 +449,18 @@ static uint64_t find_missed_slot(Manager *m, const Trigger *t, uint64_t last_slo
                 from = next;
         }
         return 0;
+}
+
+static uint64_t find_missed_slot(Manager *m, const Trigger *t, uint64_t last_slot, uint64_t now)
+{
+        uint64_t timer_last = 0;
+
+        /* source.calendar: systemd's expressions are not evaluated here. */
+        if (!t->cron)
+                return 0;
+        (void) timer_get_usec(m, t, "LastTriggerUSec", &timer_last);
+        return trigger_cron_missed_slot(t->cron, last_slot, now,
+                                        m->config.cron_catch_up_sec * USEC_PER_SEC, timer_last);
 }
 
 int trigger_cron_startup(Manager *m)

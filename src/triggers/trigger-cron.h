@@ -34,6 +34,14 @@ void trigger_cron_fired(Manager *m, const Trigger *t);
  * name would be too long for a unit. */
 char *trigger_cron_timer_name(const Trigger *t);
 
+/* The first slot of cron (µs since the epoch) after last_slot and within window before now
+ * that was missed, or 0. A slot counts as missed when the timer did not elapse for it
+ * (timer_last, its LastTriggerUSec, is older: the timer did not exist, e.g. the machine was
+ * down), or when it elapsed so long ago (2 minutes) that its fire would be recorded by now.
+ * last_slot 0 (never handled) and window 0 mean nothing is missed. */
+uint64_t trigger_cron_missed_slot(const char *cron, uint64_t last_slot, uint64_t now,
+                                  uint64_t window, uint64_t timer_last);
+
 /* When t's timer elapses next (CLOCK_REALTIME µs, from the timer's NextElapseUSecRealtime);
  * 0 when unknown or t has no timer. */
 uint64_t trigger_cron_next_usec(Manager *m, const Trigger *t);
