@@ -29,6 +29,7 @@ typedef struct Config {
         uint64_t idle_exit_sec; /* 0: never */
         /* cron */
         uint64_t cron_catch_up_sec; /* a slot missed within this long fires once at start */
+        uint64_t resource_watch_delay_msec; /* quiet time after a change before it applies; 0: off */
 } Config;
 
 /* Fills in the defaults. */

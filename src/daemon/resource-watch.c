@@ -46,7 +46,9 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
         if (!(ev->mask & IN_Q_OVERFLOW) && !(ev->len > 0 && is_resource_name(ev->name)))
                 return 0;
 
-        when = now_usec(CLOCK_MONOTONIC) + RESOURCE_WATCH_DEBOUNCE_USEC;
+        if (m->config.resource_watch_delay_msec == 0)
+                return 0; /* turned off by a reload */
+        when = now_usec(CLOCK_MONOTONIC) + m->config.resource_watch_delay_msec * USEC_PER_MSEC;
         if (!debounce_source) {
                 r = sd_event_add_time(m->event, &debounce_source, CLOCK_MONOTONIC, when, 0,
                                       on_debounce, m);
@@ -65,7 +67,7 @@ int resource_watch_setup(Manager *m)
 {
         int r;
 
-        if (watch_source)
+        if (watch_source || m->config.resource_watch_delay_msec == 0)
                 return 0;
         r = sd_event_add_inotify(m->event, &watch_source, m->config.resource_dir,
                                  IN_CREATE | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM |
