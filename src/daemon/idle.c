@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-login.h>
 
 #include "bus/bus-manager.h"
 #include "daemon/idle.h"
@@ -49,32 +50,29 @@ static uint64_t check_interval(uint64_t idle_usec)
         return MIN(MAX(idle_usec / 4, IDLE_CHECK_MIN_USEC), IDLE_CHECK_MAX_USEC);
 }
 
-/* Lets go of the bus name first, so that a call arriving from now on activates a new instance,
- * then handles what was already sent to this one. Returns false when that work made the
- * daemon busy again (the name is taken back). */
-static bool release_bus_name(Manager *m)
+/* Asks systemd to start this unit again once it has stopped: the start job waits for the stop
+ * that STOPPING=1 began. */
+static void restart_after_exit(Manager *m)
 {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *unit = NULL;
         int r;
 
-        if (!m->bus)
-                return true;
-        r = sd_bus_release_name(m->bus, BUS_NAME);
+        if (!m->bus || sd_pid_get_unit(0, &unit) < 0)
+                return;
+        r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "StartUnit", &error, NULL, "ss",
+                               unit, "replace");
         if (r < 0)
-                log_warning_errno(r, "Failed to release %s, ignoring: %m", BUS_NAME);
-        while (sd_bus_process(m->bus, NULL) > 0)
-                ;
-        if (manager_is_idle(m))
-                return true;
-        r = sd_bus_request_name(m->bus, BUS_NAME, 0);
-        if (r < 0)
-                log_warning_errno(r, "Failed to take back %s: %m", BUS_NAME);
-        return false;
+                log_warning_errno(r, "Failed to queue a start of %s: %s", unit,
+                                  error.message ?: strerror(-r));
 }
 
 static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC), idle = m->config.idle_exit_sec * USEC_PER_SEC;
+        int r;
 
         (void) sd_event_source_set_time(s, now + check_interval(idle));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
@@ -86,15 +84,27 @@ static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata)
         if (now - busy_usec < idle || now - start_usec < IDLE_MIN_LIFETIME_USEC)
                 return 0;
 
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
-        if (!release_bus_name(m)) {
-                (void) sd_notify(false, "READY=1");
-                busy_usec = now;
-                return 0;
-        }
         log_info("Idle for %" PRIu64 "s, exiting; the socket and the bus name start the "
                  "daemon again.",
                  m->config.idle_exit_sec);
+        /* First STOPPING=1: from now on an activation (a connection on the socket, a call to the
+         * bus name) queues a start that runs once this process is gone. The socket stays with
+         * systemd; connections not yet accepted wait in its backlog for the next instance. */
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
+
+        /* Then the bus name goes, and what was sent to this instance before is handled. */
+        if (m->bus) {
+                r = sd_bus_release_name(m->bus, BUS_NAME);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to release %s, ignoring: %m", BUS_NAME);
+                while (sd_bus_process(m->bus, NULL) > 0)
+                        ;
+        }
+        /* Work that arrived meanwhile is stored; the next instance carries it on. */
+        if (!manager_is_idle(m)) {
+                log_info("Work arrived while exiting; the next start carries it on.");
+                restart_after_exit(m);
+        }
         return sd_event_exit(m->event, 0);
 }
 

@@ -141,6 +141,10 @@ static int cron_timer_stop(Manager *m, const char *unit)
         if (r < 0 && !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
                 return log_warning_errno(r, "Failed to stop timer %s: %s", unit,
                                          error.message ?: strerror(-r));
+        /* A failed transient unit stays loaded until its failure is reset. */
+        sd_bus_error_free(&error);
+        (void) sd_bus_call_method(m->bus, SD_DEST, SD_PATH, SD_MANAGER, "ResetFailedUnit", &error,
+                                  NULL, "s", unit);
         return 0;
 }
 
