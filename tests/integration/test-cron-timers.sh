@@ -169,4 +169,20 @@ tb_run systemctl restart arkevent
 tb_wait_journal 20 "$cursor" "started" -u arkevent.service
 assert_eq "$(n_runs)" "$((before + 1))" "runs after a second restart"
 assert_eq "$(tb_journal_after "$cursor" -u arkevent.service | grep -c 'missed its slot' || true)" 0 "no second catch-up"
+
+# A calendar expression systemd refuses (characters the loader accepts, an hour that does not
+# exist): file:line:column in the journal, and the Ready condition says why.
+cursor=$(tb_journal_cursor)
+tb_write /etc/arkevent.d/bad-calendar.yaml <<'YAML'
+kind: ArkEvent
+metadata: {name: bad-calendar}
+spec:
+  source: {type: cron, calendar: "*-*-* 25:00:00"}
+  targets: [{pipeline: tick}]
+YAML
+tb_run systemctl reload arkevent
+tb_wait_journal 10 "$cursor" "/etc/arkevent.d/bad-calendar.yaml:1:1: trigger default/bad-calendar: systemd refused the timer" -u arkevent.service
+cond=$(tb_api GET /api/v1/triggers/default/bad-calendar | json 'd["conditions"][0]')
+assert_contains "$cond" "TimerFailed"
+assert_eq "$(timers)" "arkevent-cron@default-daily.timer" "no timer for the refused calendar"
 log "ok"
