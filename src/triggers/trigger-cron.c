@@ -472,7 +472,8 @@ int trigger_cron_startup(Manager *m)
         uint64_t now = now_usec(CLOCK_REALTIME);
         size_t n = m->registry ? m->registry->n_triggers : 0;
 
-        if (m->store)
+        /* Without the engine nothing could be fired: the slots stay missed for the next start. */
+        if (m->store && m->engine)
                 for (size_t i = 0; i < n; i++) {
                         const Trigger *t = m->registry->triggers[i];
                         uint64_t last = 0, missed;
