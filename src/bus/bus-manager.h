@@ -53,9 +53,6 @@ int bus_cancel_run(sd_bus_message *msg, Manager *m, uint64_t id, sd_bus_error *e
 /* Per-trigger objects (bus-trigger.c). */
 int bus_trigger_setup(Manager *m);
 int bus_trigger_path(const Trigger *t, char **ret);
-/* When the trigger fires next (CLOCK_REALTIME µs), 0 when unknown or not scheduled. The cron
- * timers provide it; until then this answers 0 (a weak definition a strong one replaces). */
-uint64_t trigger_next_fire_usec(Manager *m, const Trigger *t);
 void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name);
 /* PropertiesChanged for every property of every trigger (after a reload). */
 void bus_trigger_emit_all(Manager *m);

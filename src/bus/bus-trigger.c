@@ -6,12 +6,8 @@
 #include "http/http-routes.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
+#include "triggers/trigger-cron.h"
 #include "triggers/trigger-fire.h"
-
-__attribute__((weak)) uint64_t trigger_next_fire_usec(Manager *m, const Trigger *t)
-{
-        return 0;
-}
 
 int bus_trigger_path(const Trigger *t, char **ret)
 {
@@ -140,7 +136,7 @@ static int property_get_stats(sd_bus *bus, const char *path, const char *interfa
         GET_TRIGGER(t, m, path, userdata);
 
         if (streq(property, "NextFireUSec"))
-                return sd_bus_message_append(reply, "t", trigger_next_fire_usec(m, t));
+                return sd_bus_message_append(reply, "t", trigger_cron_next_usec(m, t));
         (void) trigger_stats(m, t, &count, &last);
         return sd_bus_message_append(reply, "t", streq(property, "FireCount") ? count : last);
 }

@@ -39,6 +39,8 @@ static const ConfigKey config_keys[] = {
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
         KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
         KEY("bus.adminGroup", CONFIG_STRING, bus_admin_group),
+        KEY("cron.catchUpSeconds", CONFIG_UINT64, cron_catch_up_sec),
+        KEY("resourceWatchDelayMilliseconds", CONFIG_UINT64, resource_watch_delay_msec),
 };
 
 int config_init(Config *c)
@@ -53,6 +55,8 @@ int config_init(Config *c)
                 .max_units_in_flight = 64,
                 .max_queued_runs = 10000,
                 .idle_exit_sec = 300,
+                .cron_catch_up_sec = 24 * 3600,
+                .resource_watch_delay_msec = 200,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

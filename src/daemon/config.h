@@ -29,6 +29,9 @@ typedef struct Config {
         uint64_t idle_exit_sec; /* 0: never */
         /* D-Bus */
         char *bus_admin_group; /* members may call the changing methods; empty: root only */
+        /* cron */
+        uint64_t cron_catch_up_sec; /* a slot missed within this long fires once at start */
+        uint64_t resource_watch_delay_msec; /* quiet time after a change before it applies; 0: off */
 } Config;
 
 /* Fills in the defaults. */

@@ -14,6 +14,10 @@
 #include "shared/time-util.h"
 #include "shared/token.h"
 #include "triggers/trigger-tokens.h"
+#include "daemon/idle.h"
+#include "daemon/resource-watch.h"
+#include "triggers/trigger-cron.h"
+#include "triggers/trigger-flow-output.h"
 
 int manager_new(const char *config_path, Manager **ret)
 {
@@ -120,6 +124,7 @@ static int manager_load_resources(Manager *m)
                                        m->config.resource_dir);
         diag_sort(&diags);
         log_diagnostics(&diags);
+        resource_watch_note_kept(m->registry, reg, &diags);
 
         registry_free(m->registry);
         m->registry = TAKE_PTR(reg);
@@ -161,6 +166,8 @@ int manager_reload(Manager *m)
         if (r < 0)
                 return r;
         m->n_reloads++;
+        (void) trigger_cron_reconcile(m);
+        trigger_flow_output_watch(m);
         manager_send_status(m);
         bus_manager_emit_changed(m);
         return 0;
@@ -316,6 +323,9 @@ static int manager_setup_engine(Manager *m)
         r = http_triggers_setup(m);
         if (r < 0)
                 return r;
+        r = trigger_flow_output_setup(m);
+        if (r < 0)
+                return r;
         r = engine_recover(m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover unfinished runs: %m");
@@ -361,6 +371,10 @@ int manager_startup(Manager *m)
                 log_warning_errno(r, "The flow engine is disabled: %m");
                 m->engine = engine_free(m->engine);
         }
+        (void) trigger_cron_startup(m);
+        (void) trigger_flow_output_catch_up(m);
+        (void) resource_watch_setup(m);
+        (void) manager_idle_setup(m);
 
         r = manager_listen_fd(m, &fd);
         if (r < 0)

@@ -13,6 +13,8 @@
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "shared/token.h"
+#include "daemon/resource-watch.h"
+#include "triggers/trigger-cron.h"
 #include "triggers/trigger-fire.h"
 #include "triggers/trigger-tokens.h"
 
@@ -349,9 +351,15 @@ json_object *trigger_status_json(Manager *m, const Trigger *t)
         else if (missing) {
                 (void) asprintf(&msg, "target flow %s/%s not found", t->namespace, missing);
                 json_object_array_add(conds, condition("False", "PipelineNotFound", strna(msg)));
-        } else if (t->type == TRIGGER_WEBHOOK)
+        } else if (resource_watch_kept_reason(t))
+                json_object_array_add(conds, condition("True", "PreviousVersion",
+                                                       resource_watch_kept_reason(t)));
+        else if (t->type == TRIGGER_WEBHOOK)
                 json_object_array_add(conds, condition("True", "WebhookReady",
                                                        "waiting for webhook POST"));
+        else if (t->type == TRIGGER_CRON && trigger_cron_error(t))
+                json_object_array_add(conds, condition("False", "TimerFailed",
+                                                       trigger_cron_error(t)));
         else if (t->type == TRIGGER_CRON)
                 json_object_array_add(conds, condition("True", "ScheduleReady",
                                                        "waiting for the schedule"));
@@ -368,6 +376,7 @@ json_object *trigger_status_json(Manager *m, const Trigger *t)
         json_object_object_add(o, "lastFiredAt",
                                last ? json_object_new_string(format_rfc3339(ts, last, true))
                                     : NULL);
+        trigger_cron_status_json(m, t, o);
         return o;
 }
 

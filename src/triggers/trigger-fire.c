@@ -6,6 +6,7 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
+#include "trigger-cron.h"
 #include "trigger-fire.h"
 
 #define IDEMPOTENCY_WINDOW_USEC (24 * 3600 * USEC_PER_SEC)
@@ -138,6 +139,7 @@ int trigger_fire(Manager *m, const Trigger *t, const FireRequest *req, FireResul
                 }
         }
 
+        trigger_cron_fired(m, t); /* the slot is handled, whatever the outcome */
         if (t->suspended) {
                 (void) asprintf(ret_error, "trigger %s is suspended", trigger_id);
                 return -ESHUTDOWN;

@@ -4,6 +4,8 @@
 source "$(dirname "$0")/testbed.sh"
 tb_start
 
+# Only systemctl reload applies changes here (no inotify).
+tb_write_file /etc/arkevent/arkevent.yaml "resourceWatchDelayMilliseconds: 0"
 tb_write /etc/arkevent.d/base.yaml <<'YAML'
 apiVersion: arkonis.dev/v1alpha1
 kind: ArkFlow
