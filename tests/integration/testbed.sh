@@ -59,6 +59,7 @@ TB_UNSHARE=       # the unshare process that forked it
 TB_PIDNS=         # namespace identities, to prove that nothing of them outlives tb_stop
 TB_MNTNS=
 TB_DIR=           # console log of the sandbox
+TB_CGROUP=        # the sandbox's own cgroup (on the host's cgroup2 hierarchy), if there is one
 TB_LOCK_FD=       # shared lock on the stage while the sandbox uses it
 TB_T0=
 
@@ -280,6 +281,30 @@ tb_ns_members() {
         echo "${found# }"
 }
 
+# A fresh cgroup for the sandbox on the host's cgroup2 hierarchy (none: share the current one).
+tb_cgroup_create() {
+        local root
+        root=$(findmnt -rn -t cgroup2 -o TARGET 2>/dev/null | head -n1)
+        [ -n "$root" ] && [ -w "$root" ] || return 0
+        TB_CGROUP=$root/arkevent-testbed.$TB_NAME.$$
+        mkdir "$TB_CGROUP" 2>/dev/null || TB_CGROUP=
+}
+
+# Removes the sandbox's cgroup tree once its processes are gone (bounded wait).
+tb_cgroup_remove() {
+        local deadline
+        [ -n "$TB_CGROUP" ] && [ -d "$TB_CGROUP" ] || return 0
+        deadline=$(($(tb_now_ms) + 5000))
+        until find "$TB_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null; do
+                if [ "$(tb_now_ms)" -ge "$deadline" ]; then
+                        log "cannot remove the sandbox's cgroup $TB_CGROUP"
+                        return 1
+                fi
+                sleep 0.05
+        done
+        TB_CGROUP=
+}
+
 tb_stop() {
         local deadline left
         [ -n "$TB_UNSHARE" ] || return 0
@@ -319,6 +344,7 @@ tb_stop() {
                 left+=" (a mount of $TB_STAGE on the host)"
         fi
         TB_PID=
+        tb_cgroup_remove || left+=" (the cgroup $TB_CGROUP)"
         if [ -n "$left" ]; then
                 log "FAIL: the sandbox left something behind: $left"
                 return 1
@@ -402,8 +428,14 @@ tb_start() {
         trap tb_on_exit EXIT
         unshare_opts=(--pid --fork --kill-child --mount --propagation private --mount-proc --cgroup)
         [ "$TB_NET" = 1 ] && unshare_opts+=(--net)
+        # The cgroup namespace is rooted where unshare runs. Each sandbox gets a cgroup of its
+        # own, or two sandboxes at once (two build trees tested together) would share one root
+        # and remove each other's unit cgroups (units fail with 219/CGROUP).
+        tb_cgroup_create
         # setpriv: unshare gets SIGKILL when this shell dies, and takes the sandbox with it.
-        setpriv --pdeathsig KILL unshare "${unshare_opts[@]}" sh -c "$TB_INIT" sh "$TB_STAGE" "$TB_NET" "$asan" \
+        setpriv --pdeathsig KILL sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' \
+                sh "$TB_CGROUP" \
+                unshare "${unshare_opts[@]}" sh -c "$TB_INIT" sh "$TB_STAGE" "$TB_NET" "$asan" \
                 "${ASAN_OPTIONS:-detect_leaks=1}" "${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
                 </dev/null >"$TB_DIR/console.log" 2>&1 {TB_LOCK_FD}>&- &
         TB_UNSHARE=$!
