@@ -830,7 +830,8 @@ static int activity_start_unit(Activity *a)
         r = unit_start_message(e->bus, &spec, &m);
         if (r < 0) {
                 _cleanup_free_ char *reason = NULL;
-                (void) asprintf(&reason, "cannot build the unit: %s", strerror(-r));
+                (void) asprintf(&reason, "cannot build the unit: %s",
+                                unit_start_last_error() ?: strerror(-r));
                 activity_attempt_ended(a, ACTIVITY_FAILED, reason);
                 return r;
         }
