@@ -297,6 +297,9 @@ static int manager_setup_engine(Manager *m)
         r = http_triggers_setup(m);
         if (r < 0)
                 return r;
+        r = http_workflows_setup(m);
+        if (r < 0)
+                return r;
         r = engine_recover(m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover unfinished runs: %m");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -8,6 +9,8 @@
 #include <unistd.h>
 
 #include "artifacts.h"
+#include "engine/engine.h"
+#include "shared/fileio.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 
@@ -223,4 +226,46 @@ int artifact_open(const char *workspace, const char *path, int *ret_fd)
                 return -EISDIR;
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+static void on_activity_changed(Activity *a, void *userdata)
+{
+        Run *run = a->run;
+        int r;
+
+        /* An activity that never had a unit wrote nothing. */
+        if (!activity_state_is_final(a->state) || a->attempt == 0 || !run->workspace)
+                return;
+        r = artifacts_scan(engine_store(run->engine), run->id, run->workspace, a->step->name);
+        if (r < 0)
+                log_warning_errno(r, "Failed to record the artifacts of run %" PRIi64
+                                     " activity %s, ignoring: %m",
+                                  run->id, a->step->name);
+        else if (r > 0)
+                log_debug("Run %" PRIi64 " activity %s left %i new or changed files.", run->id,
+                          a->step->name, r);
+}
+
+static void on_run_changed(Run *run, void *userdata)
+{
+        int r;
+
+        if (!run_state_is_final(run->state) || !run->workspace ||
+            !streq_ptr(run->flow ? run->flow->storage_policy : NULL, "ephemeral"))
+                return;
+        r = rm_rf(run->workspace);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove the ephemeral workspace %s, ignoring: %m",
+                                  run->workspace);
+        else
+                log_debug("Removed the ephemeral workspace of run %" PRIi64 ".", run->id);
+}
+
+int artifacts_watch(Engine *e)
+{
+        EngineListener l = {
+                .run_changed = on_run_changed,
+                .activity_changed = on_activity_changed,
+        };
+        return engine_add_listener(e, &l);
 }

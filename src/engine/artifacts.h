@@ -26,3 +26,8 @@ int artifact_open(const char *workspace, const char *path, int *ret_fd);
 
 /* Hex SHA-256 of an open file, read from its start. */
 int sha256_fd(int fd, char ret[static 65]);
+
+/* Registers the engine listener that scans the workspace after each activity ends, and removes
+ * the workspace of a workflow with storagePolicy.type "ephemeral" when its run ends. */
+typedef struct Engine Engine;
+int artifacts_watch(Engine *e);
