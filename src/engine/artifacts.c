@@ -204,7 +204,7 @@ int artifact_open(const char *workspace, const char *path, int *ret_fd)
         _cleanup_close_ int root = -EBADF, fd = -EBADF;
         struct open_how how = {
                 .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
         };
         struct stat st;
 
@@ -214,7 +214,7 @@ int artifact_open(const char *workspace, const char *path, int *ret_fd)
         if (root < 0)
                 return -errno;
         fd = (int) syscall(SYS_openat2, root, path, &how, sizeof(how));
-        if (fd < 0 && errno == ENOSYS)
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM))
                 fd = open_nofollow_walk(root, path);
         else if (fd < 0)
                 fd = -errno;

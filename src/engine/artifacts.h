@@ -18,8 +18,9 @@ int artifacts_scan(Store *s, int64_t run_id, const char *workspace, const char *
  * absolute. Returns 0 or -EINVAL. */
 int artifact_path_check(const char *path);
 
-/* Opens path (checked as above) read-only beneath workspace, refusing to leave it through ".."
- * or symbolic links (openat2() RESOLVE_BENEATH, or an O_NOFOLLOW walk where that is missing).
+/* Opens path (checked as above) read-only beneath workspace, never following a symbolic link
+ * (openat2() with RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk one component
+ * at a time where openat2() is missing or filtered, as under SystemCallFilter=).
  * Returns an fd of a regular file; -EINVAL for a bad path, -EXDEV or -ELOOP for an escape,
  * -ENOENT, or another negative errno. */
 int artifact_open(const char *workspace, const char *path, int *ret_fd);

@@ -166,6 +166,13 @@ static int append_binds(sd_bus_message *m, const char *prop, const UnitSpec *s, 
         return r;
 }
 
+/* One more BindPaths= entry (systemd appends to the list). */
+static int append_bind_one(sd_bus_message *m, const char *src, const char *dst)
+{
+        return sd_bus_message_append(m, "(sv)", "BindPaths", "a(ssbt)", 1, src, dst, 0,
+                                     (uint64_t) MS_REC);
+}
+
 static bool spec_has_volumes(const UnitSpec *s, bool read_only)
 {
         for (size_t i = 0; i < s->flow_def->n_volumes; i++)
@@ -388,6 +395,16 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 r = append_prop_s(m, S_ISDIR(st.st_mode) ? "RootDirectory" : "RootImage", image);
                 if (r >= 0)
                         r = append_binds(m, "BindPaths", s, false, s->workspace, target);
+                /* ExecStopPost= still sees the image's root, and the step's $ARKEVENT_OUTPUT
+                 * lives there too: the run's meta directory at its own path. */
+                if (r >= 0 && s->result_path) {
+                        _cleanup_free_ char *meta = strdup(s->result_path);
+                        char *slash = meta ? strrchr(meta, '/') : NULL;
+                        if (!slash)
+                                return -ENOMEM;
+                        *slash = 0;
+                        r = append_bind_one(m, meta, meta);
+                }
                 workdir = target;
         } else if (r >= 0 && !in_container) {
                 /* On the host the workspace is also seen at mountPath, and works there. */

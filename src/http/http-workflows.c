@@ -693,8 +693,9 @@ int route_workflow_artifact_get(Manager *m, HttpRequest *req, char **captures)
         r = artifact_open(workspace, path, &fd);
         if (r == -EXDEV || r == -ELOOP || r == -EINVAL)
                 return http_request_reply_error(req, 400, NULL,
-                                                "artifact path '%s' leads out of the workspace",
-                                                path);
+                                                "artifact path '%s' leads out of the workspace "
+                                                "(%s)",
+                                                path, strerror(-r));
         if (r == -ENOENT || r == -EISDIR || r == -ENOTDIR)
                 return http_request_reply_error(req, 404, NULL,
                                                 "artifact %s of workflow %" PRIi64
