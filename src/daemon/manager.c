@@ -14,6 +14,7 @@
 #include "shared/time-util.h"
 #include "shared/token.h"
 #include "triggers/trigger-tokens.h"
+#include "engine/runtime.h"
 
 int manager_new(const char *config_path, Manager **ret)
 {
@@ -99,6 +100,9 @@ static int manager_load_resources(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to load resources from %s: %m",
                                        m->config.resource_dir);
+        /* Runtimes are this host's configuration: checked here, not by the loader. */
+        runtimes_use_config(&m->config);
+        (void) runtimes_check_registry(reg, &diags);
         diag_sort(&diags);
         log_diagnostics(&diags);
 

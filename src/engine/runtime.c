@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <unistd.h>
 
+#include "model/diag.h"
+#include "model/model.h"
 #include "runtime.h"
+#include "shared/fileio.h"
 #include "shared/strv.h"
 
 static const char *const runtime_type_table[_RUNTIME_TYPE_MAX] = {
@@ -101,4 +104,93 @@ int runtime_find_binary(const Runtime *rt, char **ret, const char **ret_tried)
                         p++;
         }
         return -ENOENT;
+}
+
+bool text_find_key(const char *text, unsigned from, unsigned until, const char *key,
+                   unsigned *ret_line, unsigned *ret_column)
+{
+        size_t klen = strlen(key);
+        unsigned line = 1;
+
+        for (const char *p = text; *p; line++) {
+                const char *eol = strchrnul(p, '\n'), *q = p;
+
+                if (line >= from && (until == 0 || line < until)) {
+                        while (q < eol && (*q == ' ' || *q == '\t' || *q == '-'))
+                                q++;
+                        if ((size_t) (eol - q) > klen && strncmp(q, key, klen) == 0 &&
+                            q[klen] == ':') {
+                                *ret_line = line;
+                                *ret_column = (unsigned) (q - p) + 1;
+                                return true;
+                        }
+                }
+                if (!*eol)
+                        break;
+                p = eol + 1;
+        }
+        return false;
+}
+
+/* Where a runtime: key is in the flow's file; the value starts after "runtime: ". */
+static void runtime_key_loc(const char *text, unsigned from, unsigned until, SourceLoc *loc,
+                            unsigned *ret_line, unsigned *ret_column)
+{
+        *ret_line = loc->line;
+        *ret_column = loc->column;
+        if (text && text_find_key(text, from, until, "runtime", ret_line, ret_column))
+                *ret_column += strlen("runtime: ");
+}
+
+static int flow_check_runtimes(const Flow *f, const char *known, Diagnostics *diags)
+{
+        _cleanup_free_ char *text = NULL;
+        unsigned first_step = f->n_steps > 0 ? f->steps[0].loc.line : 0, line, col;
+        Runtime rt;
+        int n = 0;
+
+        if (f->loc.file && f->loc.file[0] == '/')
+                (void) read_file_capped(f->loc.file, 16 * 1024 * 1024, &text, NULL);
+        if (f->runtime && runtime_lookup(f->runtime, &rt) < 0) {
+                runtime_key_loc(text, f->loc.line, first_step, (SourceLoc *) &f->loc, &line,
+                                &col);
+                (void) diag_add(diags, DIAG_ERROR, f->loc.file, line, col,
+                                "%s: unknown runtime '%s' (known: %s; map it in runtimes: of "
+                                "arkevent.yaml)",
+                                f->name, f->runtime, known);
+                n++;
+        }
+        for (size_t i = 0; i < f->n_steps; i++) {
+                const Step *s = &f->steps[i];
+                if (!s->runtime || runtime_lookup(s->runtime, &rt) >= 0)
+                        continue;
+                runtime_key_loc(text, s->loc.line,
+                                i + 1 < f->n_steps ? f->steps[i + 1].loc.line : 0,
+                                (SourceLoc *) &s->loc, &line, &col);
+                (void) diag_add(diags, DIAG_ERROR, s->loc.file ?: f->loc.file, line, col,
+                                "%s: activity %s: unknown runtime '%s' (known: %s)", f->name,
+                                s->name, s->runtime, known);
+                n++;
+        }
+        return n;
+}
+
+int runtimes_check_registry(Registry *r, Diagnostics *diags)
+{
+        _cleanup_free_ char *known = runtimes_known_names();
+        int removed = 0;
+
+        if (!known)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_flows;) {
+                if (flow_check_runtimes(r->flows[i], known, diags) == 0) {
+                        i++;
+                        continue;
+                }
+                flow_free(r->flows[i]);
+                memmove(r->flows + i, r->flows + i + 1, (r->n_flows - i - 1) * sizeof(Flow *));
+                r->n_flows--;
+                removed++;
+        }
+        return removed;
 }

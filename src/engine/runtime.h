@@ -40,3 +40,15 @@ char *runtimes_known_names(void);
 /* For apptainer/singularity: the program path to run, found on PATH when not configured.
  * -ENOENT (with *ret_tried set to what was looked for) when it does not exist. */
 int runtime_find_binary(const Runtime *rt, char **ret, const char **ret_tried);
+
+/* Finds "key:" as a mapping key (after indentation and an optional "- ") on a line in
+ * [from, until) (1-based; until 0: to the end). Returns true with its line and column. */
+bool text_find_key(const char *text, unsigned from, unsigned until, const char *key,
+                   unsigned *ret_line, unsigned *ret_column);
+
+/* Reports every flow or workflow of r that names a runtime nobody mapped as an error at
+ * file:line:column, naming the known ones, and takes it out of r: a load error, like any other
+ * invalid resource. Returns how many were taken out. */
+typedef struct Registry Registry;
+typedef struct Diagnostics Diagnostics;
+int runtimes_check_registry(Registry *r, Diagnostics *diags);

@@ -123,34 +123,6 @@ static json_object *problem_new(unsigned line, unsigned column, const char *mess
         return e;
 }
 
-/* Finds "key:" as a mapping key (after indentation and an optional "- ") at or after line
- * from (1-based). Returns the line and column of the key, or false. */
-static bool find_key(const char *text, unsigned from, unsigned until, const char *key,
-                     unsigned *ret_line, unsigned *ret_column)
-{
-        size_t klen = strlen(key);
-        unsigned line = 1;
-
-        for (const char *p = text; *p; line++) {
-                const char *eol = strchrnul(p, '\n'), *q = p;
-
-                if (line >= from && (until == 0 || line < until)) {
-                        while (q < eol && (*q == ' ' || *q == '\t' || *q == '-'))
-                                q++;
-                        if ((size_t) (eol - q) > klen && strncmp(q, key, klen) == 0 &&
-                            q[klen] == ':') {
-                                *ret_line = line;
-                                *ret_column = (unsigned) (q - p) + 1;
-                                return true;
-                        }
-                }
-                if (!*eol)
-                        break;
-                p = eol + 1;
-        }
-        return false;
-}
-
 /* Runtimes are the host's configuration, not the loader's: checked here, with the position of
  * the runtime: key that names them. */
 static int check_runtimes(const Flow *f, const char *text, json_object *errors)
@@ -164,8 +136,8 @@ static int check_runtimes(const Flow *f, const char *text, json_object *errors)
         if (f->runtime && runtime_lookup(f->runtime, &rt) < 0) {
                 _cleanup_free_ char *msg = NULL;
                 unsigned line = 1, col = 1;
-                if (!find_key(text, 1, first_step_line, "runtime", &line, &col))
-                        (void) find_key(text, 1, 0, "runtime", &line, &col);
+                if (!text_find_key(text, 1, first_step_line, "runtime", &line, &col))
+                        (void) text_find_key(text, 1, 0, "runtime", &line, &col);
                 if (asprintf(&msg, "spec.runtime: unknown runtime '%s' (known: %s; map it in "
                                    "runtimes: of arkevent.yaml)",
                              f->runtime, known) < 0)
@@ -179,7 +151,7 @@ static int check_runtimes(const Flow *f, const char *text, json_object *errors)
 
                 if (!s->runtime || runtime_lookup(s->runtime, &rt) >= 0)
                         continue;
-                if (find_key(text, s->loc.line,
+                if (text_find_key(text, s->loc.line,
                              i + 1 < f->n_steps ? f->steps[i + 1].loc.line : 0, "runtime",
                              &line, &col))
                         col += 9;

@@ -316,7 +316,22 @@ spec:
         entrypoint: /bin/echo
         arguments: [hello, from, a, file]
 YAML
+tb_write /etc/arkevent.d/bad-runtime.yaml <<'YAML'
+name: badrt
+spec:
+  runtime: nowhere
+  activities:
+    - name: a
+      run: echo
+    - name: b
+      runtime: elsewhere
+      run: echo
+YAML
+cursor=$(tb_journal_cursor)
 tb_run systemctl reload arkevent
+tb_wait_journal 10 "$cursor" "/etc/arkevent.d/bad-runtime.yaml:3:12: error: badrt: unknown runtime 'nowhere' (known: local, systemd, apptainer, singularity, sdumont, hostroot, fake;" -u arkevent.service
+tb_wait_journal 10 "$cursor" "/etc/arkevent.d/bad-runtime.yaml:8:16: error: badrt: activity b: unknown runtime 'elsewhere'" -u arkevent.service
+assert_eq "$(tb_api POST /api/v1/runs -d '{"flow": "default/badrt"}' -o /dev/null -w '%{http_code}')" 404 "a workflow file with an unknown runtime is not loaded"
 resp=$(tb_api POST /api/v1/runs -d '{"flow": "default/dropped"}')
 id=$(echo "$resp" | json 'd["id"]')
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "dropped workflow"
