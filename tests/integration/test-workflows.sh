@@ -22,6 +22,9 @@ tb_run chmod 755 /etc/arkevent/fake-apptainer
 tb_write /etc/arkevent/arkevent.yaml <<'YAML'
 api:
   workflowsRequireToken: false
+engine:
+  # Small, so that a burst below queues activities behind the units in flight.
+  maxUnitsInFlight: 3
 runtimes:
   sdumont: apptainer
   hostroot: systemd
@@ -337,6 +340,21 @@ id=$(echo "$resp" | json 'd["id"]')
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "dropped workflow"
 assert_eq "$(tb_api GET "/api/v1/runs/$id" | json 'd["output"]')" "hello from a file"
 assert_contains "$(tb_curl http://127.0.0.1:8092/workflows | json '[w["name"] for w in d["workflows"]]')" "'dropped'"
+
+# ---- a burst: more activities than unit slots; a run's last unit frees its slot for the queue ----
+ids=($(tb_run python3 - <<'PY'
+import base64, json, urllib.request
+y = 'name: burst\nspec:\n  activities:\n    - {name: a, run: "sleep 0.2"}\n    - {name: b, dependsOn: [a], run: "true"}\n'
+body = json.dumps({"workflow": base64.b64encode(y.encode()).decode()}).encode()
+for i in range(12):
+    r = urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:8092/workflows", data=body))
+    print(json.load(r)["id"])
+PY
+))
+assert_eq "${#ids[@]}" 12 "burst submitted"
+for i in "${ids[@]}"; do
+        assert_eq "$(tb_wait_run "$i" 60)" Succeeded "burst run $i"
+done
 
 # ---- with api.workflowsRequireToken (the default), the token is needed --------------------------
 tb_write_file /etc/arkevent/arkevent.yaml "runtimes: {sdumont: apptainer}"
