@@ -252,14 +252,33 @@ int route_workflows_create(Manager *m, HttpRequest *req, char **captures)
                           &yaml, &yaml_len, &off, &why);
         if (r == -EBADMSG) {
                 _cleanup_(json_object_putp) json_object *extra = json_object_new_object();
-                if (!extra)
+                _cleanup_free_ char *msg = NULL;
+                const char *b64 = json_object_get_string(jw);
+                unsigned line = 1, col = 1;
+                json_object *list;
+
+                /* There is no YAML yet: the position is in the base64 text (which may be broken
+                 * into lines, as MIME tools do). */
+                for (size_t i = 0; i < off && b64[i]; i++) {
+                        if (b64[i] == '\n') {
+                                line++;
+                                col = 1;
+                        } else
+                                col++;
+                }
+                list = json_object_new_array();
+                if (!extra || !list ||
+                    asprintf(&msg, "\"workflow\" is not valid base64: %s", why) < 0) {
+                        json_object_put(list);
                         return -ENOMEM;
+                }
+                json_object_array_add(list, problem_new(line, col, msg));
+                json_object_object_add(extra, "errors", list);
                 json_object_object_add(extra, "offset", json_object_new_int64((int64_t) off));
-                json_object_object_add(extra, "errors", json_object_new_array());
                 return http_request_reply_error(req, 400, TAKE_PTR(extra),
-                                                "\"workflow\" is not valid base64 at offset %zu: "
-                                                "%s",
-                                                off, why);
+                                                "\"workflow\" is not valid base64 at %u:%u "
+                                                "(offset %zu): %s",
+                                                line, col, off, why);
         }
         if (r < 0)
                 return r;

@@ -102,7 +102,11 @@ post() { tb_curl -H 'Content-Type: application/json' -w '\n%{http_code}' -d "$1"
 b64() { printf '%s' "$1" | base64 -w0; }
 resp=$(post '{"workflow": "bm90IGJhc2U2NA=@@"}')
 assert_eq "$(echo "$resp" | tail -n1)" 400 "bad base64"
-assert_contains "$(echo "$resp" | head -n1)" "not valid base64 at offset 15"
+assert_contains "$(echo "$resp" | head -n1)" "not valid base64 at 1:16 (offset 15)"
+assert_eq "$(echo "$resp" | head -n1 | json '(d["errors"][0]["line"], d["errors"][0]["column"])')" "(1, 16)"
+resp=$(post '{"workflow": "bmFtZTogeA\nbm90!"}')
+assert_eq "$(echo "$resp" | tail -n1)" 400 "bad base64, second line"
+assert_contains "$(echo "$resp" | head -n1)" "at 2:5 (offset 15): not a base64 character"
 resp=$(post '{"nope": 1}')
 assert_eq "$(echo "$resp" | tail -n1)" 400 "no workflow field"
 resp=$(post "{\"workflow\": \"$(b64 $'name: x\nspec:\n  activities:\n    - name: a\n      run: [unclosed\n')\"}")
