@@ -330,6 +330,16 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 return -EINVAL;
         }
 
+        /* Where the step sees its workspace. */
+        for (size_t i = 0; (in_image || in_container || mount) && env[i]; i++)
+                if (startswith(env[i], "ARKEVENT_WORKSPACE=")) {
+                        char *ws = NULL;
+                        if (asprintf(&ws, "ARKEVENT_WORKSPACE=%s", target) < 0)
+                                return -ENOMEM;
+                        free_and_replace(env[i], ws);
+                        break;
+                }
+
         /* The command: the step's own, wrapped so its standard output is also captured. Inside
          * an image the wrapper is not there: output then comes from $ARKEVENT_OUTPUT alone. */
         if (!in_image) {

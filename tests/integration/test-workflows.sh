@@ -148,6 +148,7 @@ spec:
       memoryLimit: 64Mi
       run: |
         pwd > where.txt
+        echo "$ARKEVENT_WORKSPACE" > env.txt
         cat /var/tmp/akf/data/in.txt > copied.txt
         mkdir -p out/deep && echo artifact > out/deep/result.txt
         ln -s /etc/passwd escape
@@ -170,13 +171,14 @@ assert_contains "$props" "WorkingDirectory=/var/tmp/akf/work"
 tb_run touch "$WS/$id/workspace/release"
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "shapes"
 assert_eq "$(tb_run cat "$WS/$id/workspace/where.txt")" /var/tmp/akf/work "mountPath is the working directory"
+assert_eq "$(tb_run cat "$WS/$id/workspace/env.txt")" /var/tmp/akf/work "\$ARKEVENT_WORKSPACE"
 assert_eq "$(tb_run cat "$WS/$id/workspace/copied.txt")" "from the volume" "volume bound"
 assert_eq "$(tb_run cat "$WS/$id/workspace/cmd.txt")" "from-command" "command: form"
 
 arts=$(tb_curl "http://127.0.0.1:8092/workflows/$id/artifacts")
 log "artifacts: $arts"
 assert_eq "$(echo "$arts" | json '[(a["path"], a["activity"]) for a in d["artifacts"]]')" \
-        "[('cmd.txt', 'cmd'), ('copied.txt', 'hold'), ('out/deep/result.txt', 'hold'), ('release', 'hold'), ('where.txt', 'hold')]"
+        "[('cmd.txt', 'cmd'), ('copied.txt', 'hold'), ('env.txt', 'hold'), ('out/deep/result.txt', 'hold'), ('release', 'hold'), ('where.txt', 'hold')]"
 for p in cmd.txt out/deep/result.txt where.txt; do
         want=$(tb_run sha256sum "$WS/$id/workspace/$p" | cut -d' ' -f1)
         got=$(echo "$arts" | json "[a['sha256'] for a in d['artifacts'] if a['path'] == '$p'][0]")
