@@ -459,7 +459,6 @@ int route_workflows_get(Manager *m, HttpRequest *req, char **captures)
         if (json_object_object_get_ex(o, "activities", &acts))
                 for (size_t i = 0; i < json_object_array_length(acts); i++) {
                         json_object *a = json_object_array_get_idx(acts, i);
-                        _cleanup_free_ char *name = NULL;
                         if (json_object_object_get_ex(a, "state", &v))
                                 json_object_object_add(a, "status", json_object_get(v));
                         if (!json_object_object_get_ex(a, "name", &v))
