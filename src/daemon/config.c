@@ -13,6 +13,7 @@ typedef enum ConfigType {
         CONFIG_UNSIGNED,
         CONFIG_UINT64,
         CONFIG_LOG_LEVEL,
+        CONFIG_BOOL,
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -41,6 +42,7 @@ static const ConfigKey config_keys[] = {
         KEY("bus.adminGroup", CONFIG_STRING, bus_admin_group),
         KEY("cron.catchUpSeconds", CONFIG_UINT64, cron_catch_up_sec),
         KEY("resourceWatchDelayMilliseconds", CONFIG_UINT64, resource_watch_delay_msec),
+        KEY("api.workflowsRequireToken", CONFIG_BOOL, workflows_require_token),
 };
 
 int config_init(Config *c)
@@ -57,6 +59,7 @@ int config_init(Config *c)
                 .idle_exit_sec = 300,
                 .cron_catch_up_sec = 24 * 3600,
                 .resource_watch_delay_msec = 200,
+                .workflows_require_token = true,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);
@@ -75,6 +78,12 @@ void config_done(Config *c)
         free(c->public_url);
         free(c->step_sandbox);
         free(c->bus_admin_group);
+        for (size_t i = 0; i < c->n_runtimes; i++) {
+                free(c->runtimes[i].name);
+                free(c->runtimes[i].type);
+                free(c->runtimes[i].binary);
+        }
+        free(c->runtimes);
         *c = (Config){};
 }
 
@@ -93,6 +102,14 @@ static int set_value(Config *c, const ConfigKey *k, const char *v)
                 if (l < 0)
                         return -EINVAL;
                 *(int *) p = l;
+                return 0;
+        case CONFIG_BOOL:
+                if (streq(v, "true") || streq(v, "yes") || streq(v, "on"))
+                        *(bool *) p = true;
+                else if (streq(v, "false") || streq(v, "no") || streq(v, "off"))
+                        *(bool *) p = false;
+                else
+                        return -EINVAL;
                 return 0;
         case CONFIG_PORT:
         case CONFIG_UNSIGNED:
@@ -128,6 +145,95 @@ static void yaml_document_deletep(yaml_document_t *d)
         yaml_document_delete(d);
 }
 
+static const char *const runtime_types[] = { "local", "systemd", "apptainer", "singularity",
+                                             NULL };
+
+static bool runtime_type_valid(const char *t)
+{
+        for (size_t i = 0; runtime_types[i]; i++)
+                if (streq(runtime_types[i], t))
+                        return true;
+        return false;
+}
+
+/* runtimes: NAME: TYPE, or NAME: {type: TYPE, binary: PATH}. */
+static int walk_runtimes(Config *c, const char *path, yaml_document_t *doc, yaml_node_t *node,
+                         unsigned *problems)
+{
+        if (node->type != YAML_MAPPING_NODE) {
+                log_warning("%s:%zu:%zu: warning: runtimes: expected a mapping of names, "
+                            "ignoring.",
+                            path, node->start_mark.line + 1, node->start_mark.column + 1);
+                (*problems)++;
+                return 0;
+        }
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++) {
+                yaml_node_t *key = yaml_document_get_node(doc, pair->key);
+                yaml_node_t *value = yaml_document_get_node(doc, pair->value);
+                const char *type = NULL, *binary = NULL;
+                ConfigRuntime *n;
+
+                if (!key || !value || key->type != YAML_SCALAR_NODE)
+                        continue;
+                if (value->type == YAML_SCALAR_NODE)
+                        type = (const char *) value->data.scalar.value;
+                else if (value->type == YAML_MAPPING_NODE)
+                        for (yaml_node_pair_t *q = value->data.mapping.pairs.start;
+                             q < value->data.mapping.pairs.top; q++) {
+                                yaml_node_t *k = yaml_document_get_node(doc, q->key);
+                                yaml_node_t *v = yaml_document_get_node(doc, q->value);
+                                const char *ks;
+
+                                if (!k || !v || k->type != YAML_SCALAR_NODE ||
+                                    v->type != YAML_SCALAR_NODE)
+                                        continue;
+                                ks = (const char *) k->data.scalar.value;
+                                if (streq(ks, "type"))
+                                        type = (const char *) v->data.scalar.value;
+                                else if (streq(ks, "binary"))
+                                        binary = (const char *) v->data.scalar.value;
+                                else {
+                                        log_warning("%s:%zu:%zu: warning: unknown setting "
+                                                    "'runtimes.%s.%s' (expected type or "
+                                                    "binary), ignoring.",
+                                                    path, k->start_mark.line + 1,
+                                                    k->start_mark.column + 1,
+                                                    (const char *) key->data.scalar.value, ks);
+                                        (*problems)++;
+                                }
+                        }
+                if (!type || !runtime_type_valid(type) || (binary && binary[0] != '/')) {
+                        log_warning("%s:%zu:%zu: warning: runtime '%s': expected a type (local, "
+                                    "systemd, apptainer or singularity) and optionally an "
+                                    "absolute binary path, ignoring.",
+                                    path, value->start_mark.line + 1,
+                                    value->start_mark.column + 1,
+                                    (const char *) key->data.scalar.value);
+                        (*problems)++;
+                        continue;
+                }
+                n = realloc(c->runtimes, (c->n_runtimes + 1) * sizeof(ConfigRuntime));
+                if (!n)
+                        return -ENOMEM;
+                c->runtimes = n;
+                n[c->n_runtimes] = (ConfigRuntime){
+                        .name = strdup((const char *) key->data.scalar.value),
+                        .type = strdup(type),
+                        .binary = binary ? strdup(binary) : NULL,
+                };
+                if (!n[c->n_runtimes].name || !n[c->n_runtimes].type ||
+                    (binary && !n[c->n_runtimes].binary)) {
+                        free(n[c->n_runtimes].name);
+                        free(n[c->n_runtimes].type);
+                        free(n[c->n_runtimes].binary);
+                        return -ENOMEM;
+                }
+                c->n_runtimes++;
+        }
+        return 0;
+}
+
 static int walk(Config *c, const char *path, yaml_document_t *doc, yaml_node_t *node,
                 const char *prefix, unsigned *problems)
 {
@@ -151,6 +257,12 @@ static int walk(Config *c, const char *path, yaml_document_t *doc, yaml_node_t *
                              (const char *) key->data.scalar.value) < 0)
                         return -ENOMEM;
 
+                if (streq(full, "runtimes")) {
+                        int r = walk_runtimes(c, path, doc, value, problems);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (value->type == YAML_MAPPING_NODE) {
                         int r = walk(c, path, doc, value, full, problems);
                         if (r < 0)
@@ -238,6 +350,12 @@ void config_dump(const Config *c, FILE *f)
                 case CONFIG_UINT64:
                         fprintf(f, "%" PRIu64 "\n", *(const uint64_t *) p);
                         break;
+                case CONFIG_BOOL:
+                        fprintf(f, "%s\n", *(const bool *) p ? "true" : "false");
+                        break;
                 }
         }
+        for (size_t i = 0; i < c->n_runtimes; i++)
+                fprintf(f, "runtimes.%s: %s%s%s\n", c->runtimes[i].name, c->runtimes[i].type,
+                        c->runtimes[i].binary ? " " : "", strempty(c->runtimes[i].binary));
 }

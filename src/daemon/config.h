@@ -5,10 +5,18 @@
  * conf/arkevent.yaml); a key with a bad value is reported with file:line:column and keeps its
  * default, so a typo never stops the daemon. */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "shared/macro.h"
+
+/* One entry of runtimes: a name workflows use (spec.runtime), mapped to how a step runs. */
+typedef struct ConfigRuntime {
+        char *name;
+        char *type;   /* local, systemd, apptainer, singularity */
+        char *binary; /* apptainer/singularity: the program; NULL for the default */
+} ConfigRuntime;
 
 typedef struct Config {
         int log_level;
@@ -32,6 +40,10 @@ typedef struct Config {
         /* cron */
         uint64_t cron_catch_up_sec; /* a slot missed within this long fires once at start */
         uint64_t resource_watch_delay_msec; /* quiet time after a change before it applies; 0: off */
+        /* workflows */
+        bool workflows_require_token; /* api.workflowsRequireToken */
+        ConfigRuntime *runtimes;
+        size_t n_runtimes;
 } Config;
 
 /* Fills in the defaults. */

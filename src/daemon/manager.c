@@ -18,6 +18,7 @@
 #include "daemon/resource-watch.h"
 #include "triggers/trigger-cron.h"
 #include "triggers/trigger-flow-output.h"
+#include "engine/runtime.h"
 
 int manager_new(const char *config_path, Manager **ret)
 {
@@ -122,6 +123,9 @@ static int manager_load_resources(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to load resources from %s: %m",
                                        m->config.resource_dir);
+        /* Runtimes are this host's configuration: checked here, not by the loader. */
+        runtimes_use_config(&m->config);
+        (void) runtimes_check_registry(reg, &diags);
         diag_sort(&diags);
         log_diagnostics(&diags);
         resource_watch_note_kept(m->registry, reg, &diags);
@@ -324,6 +328,9 @@ static int manager_setup_engine(Manager *m)
         if (r < 0)
                 return r;
         r = trigger_flow_output_setup(m);
+        if (r < 0)
+                return r;
+        r = http_workflows_setup(m);
         if (r < 0)
                 return r;
         r = engine_recover(m->engine);

@@ -34,6 +34,7 @@ struct Engine {
         sd_bus_slot *match_slot;
         EngineListener *listeners;
         size_t n_listeners;
+        sd_event_source *dispatch_source; /* starts queued activities on the next turn */
 };
 
 static const char *const run_state_table[_RUN_STATE_MAX] = {
@@ -345,6 +346,29 @@ static Activity *queue_pop(Engine *e)
         return NULL;
 }
 
+static int on_dispatch_soon(sd_event_source *s, void *userdata)
+{
+        engine_dispatch(userdata);
+        return 0;
+}
+
+/* A unit slot freed by a run's last activity serves the queue on the next turn, outside the
+ * callers that are still walking their runs. */
+static void engine_dispatch_soon(Engine *e)
+{
+        if (e->queue_len == 0)
+                return;
+        if (!e->dispatch_source) {
+                if (sd_event_add_defer(e->event, &e->dispatch_source, on_dispatch_soon, e) < 0) {
+                        log_oom();
+                        return;
+                }
+                (void) sd_event_source_set_description(e->dispatch_source, "engine-dispatch");
+                return;
+        }
+        (void) sd_event_source_set_enabled(e->dispatch_source, SD_EVENT_ONESHOT);
+}
+
 static void engine_dispatch(Engine *e)
 {
         while (e->n_units_in_flight < e->config.max_units_in_flight) {
@@ -470,6 +494,7 @@ static void run_finish(Run *run)
                 }
         }
         run_free(run);
+        engine_dispatch_soon(e);
 }
 
 static unsigned flow_running_runs(Engine *e, const char *ns, const char *name)
@@ -830,7 +855,8 @@ static int activity_start_unit(Activity *a)
         r = unit_start_message(e->bus, &spec, &m);
         if (r < 0) {
                 _cleanup_free_ char *reason = NULL;
-                (void) asprintf(&reason, "cannot build the unit: %s", strerror(-r));
+                (void) asprintf(&reason, "cannot build the unit: %s",
+                                unit_start_last_error() ?: strerror(-r));
                 activity_attempt_ended(a, ACTIVITY_FAILED, reason);
                 return r;
         }
@@ -1443,6 +1469,7 @@ Engine *engine_free(Engine *e)
         free(e->runs);
         free(e->queue);
         free(e->listeners);
+        sd_event_source_disable_unref(e->dispatch_source);
         sd_bus_slot_unref(e->match_slot);
         sd_bus_unref(e->bus);
         sd_event_unref(e->event);

@@ -5,8 +5,10 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 
+#include "engine/runtime.h"
 #include "model/template.h"
 #include "shared/log.h"
 #include "shared/strv.h"
@@ -114,9 +116,33 @@ static int append_stop_post(sd_bus_message *m, const char *binary, const char *r
         return r;
 }
 
-static int append_binds(sd_bus_message *m, const char *prop, const Volume *v, size_t n,
-                        bool read_only, const char *extra_src, const char *extra_dst)
+/* Why the last unit_start_message() failed, in words, when it was the resource's fault. */
+static char *last_error;
+
+const char *unit_start_last_error(void)
 {
+        return last_error;
+}
+
+_printf_(2, 3) static int fail_with(int error, const char *format, ...)
+{
+        va_list ap;
+
+        free(TAKE_PTR(last_error));
+        va_start(ap, format);
+        if (vasprintf(&last_error, format, ap) < 0)
+                last_error = NULL;
+        va_end(ap);
+        return error;
+}
+
+/* BindPaths= (read_only false) or BindReadOnlyPaths= (true) from the flow's and the step's
+ * volumes, plus one extra bind (the workspace at mountPath). */
+static int append_binds(sd_bus_message *m, const char *prop, const UnitSpec *s, bool read_only,
+                        const char *extra_src, const char *extra_dst)
+{
+        const Volume *lists[] = { s->flow_def->volumes, s->step->volumes };
+        const size_t counts[] = { s->flow_def->n_volumes, s->step->n_volumes };
         int r;
 
         r = sd_bus_message_open_container(m, 'r', "sv");
@@ -126,15 +152,72 @@ static int append_binds(sd_bus_message *m, const char *prop, const Volume *v, si
                 r = sd_bus_message_open_container(m, 'v', "a(ssbt)");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(ssbt)");
-        for (size_t i = 0; i < n && r >= 0; i++)
-                if (v[i].read_only == read_only)
-                        r = sd_bus_message_append(m, "(ssbt)", v[i].host, v[i].target, 0,
-                                                  (uint64_t) MS_REC);
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; i < counts[l] && r >= 0; i++)
+                        if (lists[l][i].read_only == read_only)
+                                r = sd_bus_message_append(m, "(ssbt)", lists[l][i].host,
+                                                          lists[l][i].target, 0,
+                                                          (uint64_t) MS_REC);
         if (r >= 0 && extra_src)
                 r = sd_bus_message_append(m, "(ssbt)", extra_src, extra_dst, 0,
                                           (uint64_t) MS_REC);
         for (int i = 0; i < 3 && r >= 0; i++)
                 r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* One more BindPaths= entry (systemd appends to the list). */
+static int append_bind_one(sd_bus_message *m, const char *src, const char *dst)
+{
+        return sd_bus_message_append(m, "(sv)", "BindPaths", "a(ssbt)", 1, src, dst, 0,
+                                     (uint64_t) MS_REC);
+}
+
+static bool spec_has_volumes(const UnitSpec *s, bool read_only)
+{
+        for (size_t i = 0; i < s->flow_def->n_volumes; i++)
+                if (s->flow_def->volumes[i].read_only == read_only)
+                        return true;
+        for (size_t i = 0; i < s->step->n_volumes; i++)
+                if (s->step->volumes[i].read_only == read_only)
+                        return true;
+        return false;
+}
+
+/* apptainer/singularity: "BINARY exec --pwd DIR --bind WS:DIR --bind HOST:TARGET[:ro] IMAGE". */
+static int container_argv(const UnitSpec *s, const char *binary, const char *image,
+                          const char *target, char ***argv)
+{
+        const Volume *lists[] = { s->flow_def->volumes, s->step->volumes };
+        const size_t counts[] = { s->flow_def->n_volumes, s->step->n_volumes };
+        _cleanup_free_ char *ws = NULL;
+        int r;
+
+        if (asprintf(&ws, "%s:%s", s->workspace, target) < 0)
+                return -ENOMEM;
+        r = strv_extend(argv, binary);
+        if (r >= 0)
+                r = strv_extend(argv, "exec");
+        if (r >= 0)
+                r = strv_extend(argv, "--pwd");
+        if (r >= 0)
+                r = strv_extend(argv, target);
+        if (r >= 0)
+                r = strv_extend(argv, "--bind");
+        if (r >= 0)
+                r = strv_extend(argv, ws);
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; i < counts[l] && r >= 0; i++) {
+                        _cleanup_free_ char *b = NULL;
+                        if (asprintf(&b, "%s:%s%s", lists[l][i].host, lists[l][i].target,
+                                     lists[l][i].read_only ? ":ro" : "") < 0)
+                                return -ENOMEM;
+                        r = strv_extend(argv, "--bind");
+                        if (r >= 0)
+                                r = strv_extend(argv, b);
+                }
+        if (r >= 0)
+                r = strv_extend(argv, image);
         return r;
 }
 
@@ -188,19 +271,74 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_strv_free_ char **env = NULL, **argv = NULL;
-        _cleanup_free_ char *desc = NULL, *max = NULL;
+        _cleanup_free_ char *desc = NULL, *max = NULL, *container_bin = NULL;
         const char *image = s->step->image ?: s->flow_def->image;
-        const char *workdir = s->workspace;
+        const char *rt_name = s->step->runtime ?: s->flow_def->runtime;
+        const char *mount = s->flow_def->mount_path;
+        const char *workdir = s->workspace, *target = mount ?: "/workspace";
         struct stat st;
-        bool in_image = false;
+        bool in_image = false, in_container = false;
+        Runtime rt;
         int r;
+
+        free(TAKE_PTR(last_error));
+        r = runtime_lookup(rt_name, &rt);
+        if (r < 0) {
+                _cleanup_free_ char *known = runtimes_known_names();
+                return fail_with(-ENOENT, "unknown runtime '%s' (known: %s)", rt_name,
+                                 strna(known));
+        }
 
         r = build_env(s, &env);
         if (r < 0)
                 return r;
 
-        if (image && image[0] == '/' && stat(image, &st) >= 0)
+        switch (rt.type) {
+        case RUNTIME_LOCAL:
+                /* Without a runtime named, an image that exists still becomes the root. */
+                if (!rt_name && image && image[0] == '/' && stat(image, &st) >= 0)
+                        in_image = true;
+                break;
+        case RUNTIME_SYSTEMD:
+                if (!image)
+                        return fail_with(-EINVAL, "runtime '%s' needs an image", rt.name);
+                if (image[0] != '/' || stat(image, &st) < 0)
+                        return fail_with(-ENOENT,
+                                         "runtime '%s': image %s does not exist (a directory "
+                                         "for RootDirectory= or a file for RootImage=)",
+                                         rt.name, image);
                 in_image = true;
+                break;
+        case RUNTIME_APPTAINER:
+        case RUNTIME_SINGULARITY: {
+                const char *tried = NULL;
+                if (!image)
+                        return fail_with(-EINVAL, "runtime '%s' needs an image", rt.name);
+                r = runtime_find_binary(&rt, &container_bin, &tried);
+                if (r == -ENOENT)
+                        return fail_with(-ENOENT,
+                                         "runtime '%s' (%s): %s not found on this host; install "
+                                         "it or map the runtime to another type in "
+                                         "arkevent.yaml (runtimes:)",
+                                         rt.name, runtime_type_to_string(rt.type), tried);
+                if (r < 0)
+                        return r;
+                in_container = true;
+                break;
+        }
+        default:
+                return -EINVAL;
+        }
+
+        /* Where the step sees its workspace. */
+        for (size_t i = 0; (in_image || in_container || mount) && env[i]; i++)
+                if (startswith(env[i], "ARKEVENT_WORKSPACE=")) {
+                        char *ws = NULL;
+                        if (asprintf(&ws, "ARKEVENT_WORKSPACE=%s", target) < 0)
+                                return -ENOMEM;
+                        free_and_replace(env[i], ws);
+                        break;
+                }
 
         /* The command: the step's own, wrapped so its standard output is also captured. Inside
          * an image the wrapper is not there: output then comes from $ARKEVENT_OUTPUT alone. */
@@ -212,6 +350,11 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 argv = strv_copy(pre);
                 if (!argv)
                         return -ENOMEM;
+        }
+        if (in_container) {
+                r = container_argv(s, container_bin, image, target, &argv);
+                if (r < 0)
+                        return r;
         }
         if (s->step->command)
                 STRV_FOREACH(c, s->step->command) {
@@ -259,18 +402,30 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
         if (r >= 0)
                 r = append_stop_post(m, s->step_binary, s->result_path);
         if (r >= 0 && in_image) {
-                const char *target = s->flow_def->mount_path ?: "/workspace";
                 r = append_prop_s(m, S_ISDIR(st.st_mode) ? "RootDirectory" : "RootImage", image);
                 if (r >= 0)
-                        r = append_binds(m, "BindPaths", s->step->volumes, s->step->n_volumes,
-                                         false, s->workspace, target);
+                        r = append_binds(m, "BindPaths", s, false, s->workspace, target);
+                /* ExecStopPost= still sees the image's root, and the step's $ARKEVENT_OUTPUT
+                 * lives there too: the run's meta directory at its own path. */
+                if (r >= 0 && s->result_path) {
+                        _cleanup_free_ char *meta = strdup(s->result_path);
+                        char *slash = meta ? strrchr(meta, '/') : NULL;
+                        if (!slash)
+                                return -ENOMEM;
+                        *slash = 0;
+                        r = append_bind_one(m, meta, meta);
+                }
                 workdir = target;
-        } else if (r >= 0 && (s->step->n_volumes > 0 || s->flow_def->n_volumes > 0))
-                r = append_binds(m, "BindPaths", s->step->volumes, s->step->n_volumes, false,
-                                 NULL, NULL);
-        if (r >= 0 && s->step->n_volumes > 0)
-                r = append_binds(m, "BindReadOnlyPaths", s->step->volumes, s->step->n_volumes,
-                                 true, NULL, NULL);
+        } else if (r >= 0 && !in_container) {
+                /* On the host the workspace is also seen at mountPath, and works there. */
+                if (spec_has_volumes(s, false) || mount)
+                        r = append_binds(m, "BindPaths", s, false, mount ? s->workspace : NULL,
+                                         mount);
+                if (mount)
+                        workdir = mount;
+        }
+        if (r >= 0 && !in_container && spec_has_volumes(s, true))
+                r = append_binds(m, "BindReadOnlyPaths", s, true, NULL, NULL);
         if (r >= 0)
                 r = append_prop_s(m, "WorkingDirectory", workdir);
         if (r >= 0) {

@@ -41,6 +41,9 @@ typedef struct UnitSpec {
 
 /* Builds the StartTransientUnit method call for spec. */
 int unit_start_message(sd_bus *bus, const UnitSpec *spec, sd_bus_message **ret);
+/* After unit_start_message() failed: why, in words, when the resource asked for something this
+ * host cannot do (an unknown runtime, a missing image or apptainer); NULL otherwise. */
+const char *unit_start_last_error(void);
 
 /* Interprets $SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS of an ended unit. */
 int unit_result_interpret(const char *result, const char *code, const char *status,

@@ -102,6 +102,13 @@ static const Route routes[] = {
         { "POST", "/triggers/{}/{}/fire", route_trigger_fire },
         { "GET", "/api/v1/triggers", route_triggers_list },
         { "GET", "/api/v1/triggers/{}/{}", route_triggers_get },
+        { "POST", "/workflows", route_workflows_create },
+        { "GET", "/workflows", route_workflows_list },
+        { "GET", "/workflows/{}", route_workflows_get },
+        { "GET", "/workflows/{}/activities/{}/logs", route_workflow_activity_logs },
+        { "GET", "/workflows/{}/artifacts", route_workflow_artifacts_list },
+        { "GET", "/workflows/{}/artifacts/{**}", route_workflow_artifact_get },
+        { "GET", "/api/v1/runs/{}/events", route_runs_events },
 };
 
 #define MAX_CAPTURES 4

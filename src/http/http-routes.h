@@ -33,3 +33,16 @@ int route_triggers_get(Manager *m, HttpRequest *req, char **captures);
 int http_triggers_setup(Manager *m);
 /* A trigger as GET /api/v1/triggers shows it: status with conditions, fire counts. */
 json_object *trigger_status_json(Manager *m, const Trigger *t);
+
+int route_workflows_create(Manager *m, HttpRequest *req, char **captures);
+int route_workflows_list(Manager *m, HttpRequest *req, char **captures);
+int route_workflows_get(Manager *m, HttpRequest *req, char **captures);
+int route_workflow_activity_logs(Manager *m, HttpRequest *req, char **captures);
+int route_workflow_artifacts_list(Manager *m, HttpRequest *req, char **captures);
+int route_workflow_artifact_get(Manager *m, HttpRequest *req, char **captures);
+int route_runs_events(Manager *m, HttpRequest *req, char **captures);
+
+/* Workflows: runtimes from the configuration, the artifact and workspace listener, and the
+ * listener behind GET /api/v1/runs/{id}/events. Called once the engine exists. */
+int http_workflows_setup(Manager *m);
+int http_events_setup(Manager *m);

@@ -39,6 +39,12 @@ struct HttpRequest {
         char peer[64];
         void *userdata;
         HttpAbortHandler on_abort;
+        /* A streamed answer: chunks appended by the owner, drained by MHD. */
+        bool stream;
+        bool stream_ended;
+        bool stream_suspended; /* suspended by the reader, waiting for a chunk */
+        char *stream_buf;
+        size_t stream_off, stream_len, stream_allocated;
 };
 
 static void http_server_kick(HttpServer *s);
@@ -51,6 +57,7 @@ static void request_free(HttpRequest *req)
                 MHD_destroy_response(req->pending);
         free(req->path);
         free(req->body);
+        free(req->stream_buf);
         free(req);
 }
 
@@ -136,6 +143,28 @@ int http_request_reply(HttpRequest *req, unsigned status, const char *content_ty
         return 0;
 }
 
+int http_request_reply_fd(HttpRequest *req, unsigned status, const char *content_type, int fd,
+                          uint64_t size, const char *const *headers)
+{
+        struct MHD_Response *resp;
+
+        if (req->replied || req->pending || req->suspended) {
+                safe_close(fd);
+                return -EALREADY;
+        }
+        req->on_abort = NULL;
+        resp = MHD_create_response_from_fd64(size, fd);
+        if (!resp) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        if (content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+                MHD_add_response_header(resp, headers[i], headers[i + 1]);
+        return queue(req, status, resp);
+}
+
 int http_request_reply_json(HttpRequest *req, unsigned status, json_object *body)
 {
         const char *text;
@@ -183,6 +212,86 @@ static int reply_internal_error(HttpRequest *req, int error)
 {
         return http_request_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
                                         "internal error: %s", strerror(-error));
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        HttpRequest *req = cls;
+        size_t n;
+
+        if (req->stream_len > req->stream_off) {
+                n = MIN(max, req->stream_len - req->stream_off);
+                memcpy(buf, req->stream_buf + req->stream_off, n);
+                req->stream_off += n;
+                if (req->stream_off == req->stream_len)
+                        req->stream_off = req->stream_len = 0;
+                return (ssize_t) n;
+        }
+        if (req->stream_ended)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Nothing to send: sleep until the next chunk instead of being polled. */
+        req->stream_suspended = true;
+        MHD_suspend_connection(req->connection);
+        return 0;
+}
+
+static void stream_wake(HttpRequest *req)
+{
+        if (!req->stream_suspended)
+                return;
+        req->stream_suspended = false;
+        MHD_resume_connection(req->connection);
+        http_server_kick(req->server);
+}
+
+int http_request_stream_start(HttpRequest *req, unsigned status, const char *content_type,
+                              const char *const *headers)
+{
+        struct MHD_Response *resp;
+
+        if (req->replied || req->pending || req->suspended)
+                return -EALREADY;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, req,
+                                                 NULL);
+        if (!resp)
+                return -ENOMEM;
+        if (content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+                MHD_add_response_header(resp, headers[i], headers[i + 1]);
+        req->stream = true;
+        return queue(req, status, resp);
+}
+
+int http_request_stream_write(HttpRequest *req, const void *data, size_t size)
+{
+        if (!req->stream || req->stream_ended)
+                return -EPIPE;
+        if (req->stream_len + size > req->stream_allocated) {
+                size_t n = MAX(req->stream_allocated * 2, req->stream_len + size);
+                char *b;
+                if (n > 16 * 1024 * 1024)
+                        return -ENOBUFS; /* a reader that does not read */
+                b = realloc(req->stream_buf, n);
+                if (!b)
+                        return -ENOMEM;
+                req->stream_buf = b;
+                req->stream_allocated = n;
+        }
+        memcpy(req->stream_buf + req->stream_len, data, size);
+        req->stream_len += size;
+        stream_wake(req);
+        return 0;
+}
+
+int http_request_stream_end(HttpRequest *req)
+{
+        if (!req->stream || req->stream_ended)
+                return -EALREADY;
+        req->stream_ended = true;
+        req->on_abort = NULL;
+        stream_wake(req);
+        return 0;
 }
 
 static void fill_peer(HttpRequest *req)
@@ -306,7 +415,7 @@ static void completed_handler(void *cls, struct MHD_Connection *connection, void
 
         if (!req)
                 return;
-        if (!req->replied && req->on_abort)
+        if ((!req->replied || (req->stream && !req->stream_ended)) && req->on_abort)
                 req->on_abort(req, req->userdata);
         request_free(req);
         *con_cls = NULL;
@@ -521,6 +630,15 @@ bool http_path_match(const char *pattern, const char *path, char **captures, siz
                 captures[i] = NULL;
 
         while (*pattern && *path) {
+                if (streq(pattern, "{**}")) {
+                        /* The rest, as libmicrohttpd gave it (already unescaped once). */
+                        if (k >= n_captures)
+                                goto fail;
+                        captures[k] = strdup(path);
+                        if (!captures[k])
+                                goto fail;
+                        return true;
+                }
                 if (startswith(pattern, "{}")) {
                         size_t n = strcspn(path, "/");
                         if (n == 0 || k >= n_captures)

@@ -56,12 +56,26 @@ void *http_request_get_userdata(HttpRequest *req);
  * copied. Returns 0 or negative errno. */
 int http_request_reply(HttpRequest *req, unsigned status, const char *content_type,
                        const void *body, size_t size, const char *const *headers);
+/* Answers with size bytes of the file fd (taken, closed once sent), now (inside the handler). */
+int http_request_reply_fd(HttpRequest *req, unsigned status, const char *content_type, int fd,
+                          uint64_t size, const char *const *headers);
 /* Answers with the JSON text of body (a trailing newline is added). */
 int http_request_reply_json(HttpRequest *req, unsigned status, json_object *body);
 /* Answers {"error": message, "status": status}, plus extra fields if given (taken). */
 int http_request_reply_error(HttpRequest *req, unsigned status, json_object *extra,
                              const char *format, ...) _printf_(4, 5);
 
+/* A streamed answer (chunked; for text/event-stream): started inside the handler, which then
+ * returns 0; the owner appends chunks with http_request_stream_write() as they happen, from any
+ * later point of the loop, and ends with http_request_stream_end(). If the client goes away
+ * first, the abort handler set with http_request_set_userdata() is called and the request must
+ * not be used after. */
+int http_request_stream_start(HttpRequest *req, unsigned status, const char *content_type,
+                              const char *const *headers);
+int http_request_stream_write(HttpRequest *req, const void *data, size_t size);
+int http_request_stream_end(HttpRequest *req);
+
 /* Matches path against a pattern such as "/triggers/{}/{}/fire": each "{}" matches one
- * non-empty segment, copied (URL-decoded) into captures[i]. Returns true on a match. */
+ * non-empty segment, copied (URL-decoded) into captures[i]; a final "{**}" matches the non-empty
+ * rest of the path, slashes included. Returns true on a match. */
 bool http_path_match(const char *pattern, const char *path, char **captures, size_t n_captures);

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /api/v1/runs/{id}/events: a text/event-stream of a run's state changes for live views.
+ * The run's past events come first (from the store's events table), then one "data:" line of
+ * JSON per run or activity state change as the engine tells them; the stream ends with the
+ * run. */
+#include <inttypes.h>
+
+#include "engine/engine.h"
+#include "http-routes.h"
+#include "shared/json-util.h"
+#include "shared/log.h"
+#include "shared/time-util.h"
+#include "shared/token.h"
+
+typedef struct Subscriber {
+        HttpRequest *req;
+        int64_t run_id;
+        struct Subscriber *next;
+} Subscriber;
+
+static Subscriber *subscribers;
+
+static void subscriber_remove(Subscriber *s)
+{
+        for (Subscriber **p = &subscribers; *p; p = &(*p)->next)
+                if (*p == s) {
+                        *p = s->next;
+                        free(s);
+                        return;
+                }
+}
+
+static void on_stream_abort(HttpRequest *req, void *userdata)
+{
+        subscriber_remove(userdata);
+}
+
+static int send_event(HttpRequest *req, json_object *data)
+{
+        _cleanup_free_ char *line = NULL;
+        const char *text = json_object_to_json_string_ext(
+                data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        int n = asprintf(&line, "data: %s\n\n", text);
+
+        if (n < 0)
+                return -ENOMEM;
+        return http_request_stream_write(req, line, (size_t) n);
+}
+
+static void add_now(json_object *o, uint64_t usec)
+{
+        char buf[32];
+        json_object_object_add(o, "time", json_object_new_string(format_rfc3339(buf, usec, true)));
+}
+
+static json_object *run_event_json(Run *run)
+{
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "type", json_object_new_string("run"));
+        json_object_object_add(o, "run", json_object_new_int64(run->id));
+        json_object_object_add(o, "state",
+                               json_object_new_string(run_state_to_string(run->state)));
+        if (run->error)
+                json_object_object_add(o, "error", json_object_new_string(run->error));
+        add_now(o, now_usec(CLOCK_REALTIME));
+        return o;
+}
+
+static json_object *activity_event_json(Activity *a)
+{
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "type", json_object_new_string("activity"));
+        json_object_object_add(o, "run", json_object_new_int64(a->run->id));
+        json_object_object_add(o, "activity", json_object_new_string(a->step->name));
+        json_object_object_add(o, "state",
+                               json_object_new_string(activity_state_to_string(a->state)));
+        json_object_object_add(o, "attempt", json_object_new_int((int) a->attempt));
+        if (a->unit)
+                json_object_object_add(o, "unit", json_object_new_string(a->unit));
+        if (activity_state_is_final(a->state) && a->exit_code >= 0)
+                json_object_object_add(o, "exitCode", json_object_new_int(a->exit_code));
+        if (a->reason)
+                json_object_object_add(o, "reason", json_object_new_string(a->reason));
+        add_now(o, now_usec(CLOCK_REALTIME));
+        return o;
+}
+
+static void on_run_changed(Run *run, void *userdata)
+{
+        Subscriber *s, *next;
+
+        for (s = subscribers; s; s = next) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+
+                next = s->next;
+                if (s->run_id != run->id)
+                        continue;
+                o = run_event_json(run);
+                if (!o || send_event(s->req, o) < 0 || run_state_is_final(run->state)) {
+                        (void) http_request_stream_end(s->req);
+                        subscriber_remove(s);
+                }
+        }
+}
+
+static void on_activity_changed(Activity *a, void *userdata)
+{
+        Subscriber *s, *next;
+
+        for (s = subscribers; s; s = next) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+
+                next = s->next;
+                if (s->run_id != a->run->id)
+                        continue;
+                o = activity_event_json(a);
+                if (!o || send_event(s->req, o) < 0) {
+                        (void) http_request_stream_end(s->req);
+                        subscriber_remove(s);
+                }
+        }
+}
+
+int http_events_setup(Manager *m)
+{
+        EngineListener l = {
+                .run_changed = on_run_changed,
+                .activity_changed = on_activity_changed,
+        };
+        return engine_add_listener(m->engine, &l);
+}
+
+/* The events table as it was recorded: "run" rows without data are the creation (Pending) and
+ * the start (Running); the others carry their state. */
+static int send_past_events(Store *store, HttpRequest *req, int64_t id)
+{
+        sqlite3_stmt *st;
+        unsigned n_bare_runs = 0;
+        int r;
+
+        r = store_query(store, &st, "SELECT usec, type, data FROM events WHERE run_id=? ORDER BY id",
+                        "i", id);
+        if (r < 0)
+                return r;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                const char *type = (const char *) sqlite3_column_text(st, 1);
+                const char *data = (const char *) sqlite3_column_text(st, 2);
+                char buf[32];
+
+                o = data ? json_tokener_parse(data) : NULL;
+                if (!o || !json_object_is_type(o, json_type_object)) {
+                        json_object_put(o);
+                        o = json_object_new_object();
+                        if (!o)
+                                break;
+                        if (streq_ptr(type, "run"))
+                                json_object_object_add(
+                                        o, "state",
+                                        json_object_new_string(n_bare_runs++ == 0 ? "Pending"
+                                                                                  : "Running"));
+                }
+                json_object_object_add(o, "type", json_object_new_string(strempty(type)));
+                json_object_object_add(o, "run", json_object_new_int64(id));
+                json_object_object_add(
+                        o, "time",
+                        json_object_new_string(format_rfc3339(
+                                buf, (uint64_t) sqlite3_column_int64(st, 0), true)));
+                json_object_object_add(o, "past", json_object_new_boolean(true));
+                r = send_event(req, o);
+                if (r < 0)
+                        break;
+        }
+        sqlite3_reset(st);
+        return r < 0 ? r : 0;
+}
+
+int route_runs_events(Manager *m, HttpRequest *req, char **captures)
+{
+        static const char *const headers[] = { "Cache-Control", "no-cache", "X-Accel-Buffering",
+                                               "no", NULL };
+        const char *qtoken = http_request_query(req, "token");
+        _cleanup_free_ char *state = NULL;
+        Subscriber *s;
+        sqlite3_stmt *st;
+        char *end;
+        int64_t id;
+        int r;
+
+        /* EventSource cannot set headers: ?token= is accepted as well. */
+        if (!(qtoken && m->api_token && token_equal(qtoken, m->api_token)) &&
+            http_check_api_token(m, req))
+                return 0;
+        errno = 0;
+        id = strtoll(captures[0], &end, 10);
+        if (errno != 0 || *end || id <= 0)
+                return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
+        if (!m->store)
+                return http_request_reply_error(req, 503, NULL, "the store is not available");
+        r = store_query(m->store, &st, "SELECT state FROM runs WHERE id=?", "i", id);
+        if (r < 0)
+                return r;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                state = store_column_strdup(st, 0);
+        sqlite3_reset(st);
+        if (!state)
+                return http_request_reply_error(req, 404, NULL, "no run %" PRIi64, id);
+
+        r = http_request_stream_start(req, 200, "text/event-stream", headers);
+        if (r < 0)
+                return r;
+        r = send_past_events(m->store, req, id);
+        /* Nothing more will happen to a run that is not active: end after its past. */
+        if (r < 0 || !m->engine || !engine_find_run(m->engine, id)) {
+                (void) http_request_stream_end(req);
+                return 0;
+        }
+        s = new0(Subscriber, 1);
+        if (!s) {
+                (void) http_request_stream_end(req);
+                return 0;
+        }
+        *s = (Subscriber){ .req = req, .run_id = id, .next = subscribers };
+        subscribers = s;
+        http_request_set_userdata(req, s, on_stream_abort);
+        return 0;
+}
