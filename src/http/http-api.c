@@ -25,6 +25,11 @@ int http_check_api_token(Manager *m, HttpRequest *req)
         const char *auth = http_request_header(req, "Authorization");
         const char *token = auth ? startswith(auth, "Bearer ") : NULL;
 
+        /* ?token= as for webhooks: clients that cannot set headers (AkoFlow's own example sends
+         * only Content-Type) put the token in the URL. */
+        if (!token && !auth)
+                token = http_request_query(req, "token");
+
         if (m->api_token && token && token_equal(token, m->api_token))
                 return 0;
         (void) http_request_reply_error(req, 401, NULL,

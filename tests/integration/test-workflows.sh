@@ -367,4 +367,12 @@ tb_write_file /etc/arkevent/arkevent.yaml "runtimes: {sdumont: apptainer}"
 tb_run systemctl reload arkevent
 assert_eq "$(tb_curl -o /dev/null -w '%{http_code}' http://127.0.0.1:8092/workflows)" 401 "token required"
 assert_eq "$(tb_api GET /workflows -o /dev/null -w '%{http_code}')" 200 "with the token"
+# The seed's example sends only Content-Type: with the token in its URL it works unchanged.
+b64=$(printf 'name: tokened\nspec:\n  activities:\n    - name: a\n      run: "true"\n' | base64 -w0)
+code=$(tb_curl -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"workflow\": \"$b64\"}" "http://127.0.0.1:8092/workflows?token=$(tb_api_token)")
+assert_eq "$code" 202 "POST /workflows?token="
+code=$(tb_curl -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"workflow\": \"$b64\"}" "http://127.0.0.1:8092/workflows?token=wrong")
+assert_eq "$code" 401 "POST /workflows?token=wrong"
 log "ok"
