@@ -38,6 +38,11 @@ static const ConfigKey config_keys[] = {
         KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
         KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
+        KEY("webhooks.timeoutSec", CONFIG_UINT64, webhook_timeout_sec),
+        KEY("webhooks.maxAgeSec", CONFIG_UINT64, webhook_max_age_sec),
+        KEY("webhooks.backoff.initialSec", CONFIG_UINT64, webhook_backoff_initial_sec),
+        KEY("webhooks.backoff.maxSec", CONFIG_UINT64, webhook_backoff_max_sec),
+        KEY("webhooks.shutdownGraceSec", CONFIG_UINT64, webhook_shutdown_grace_sec),
 };
 
 int config_init(Config *c)
@@ -52,6 +57,11 @@ int config_init(Config *c)
                 .max_units_in_flight = 64,
                 .max_queued_runs = 10000,
                 .idle_exit_sec = 300,
+                .webhook_timeout_sec = 10,
+                .webhook_max_age_sec = 86400,
+                .webhook_backoff_initial_sec = 1,
+                .webhook_backoff_max_sec = 300,
+                .webhook_shutdown_grace_sec = 5,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

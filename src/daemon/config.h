@@ -27,6 +27,12 @@ typedef struct Config {
         unsigned max_queued_runs;
         char *step_sandbox; /* none, default, strict */
         uint64_t idle_exit_sec; /* 0: never */
+        /* outbound webhooks */
+        uint64_t webhook_timeout_sec;
+        uint64_t webhook_max_age_sec;
+        uint64_t webhook_backoff_initial_sec;
+        uint64_t webhook_backoff_max_sec;
+        uint64_t webhook_shutdown_grace_sec;
 } Config;
 
 /* Fills in the defaults. */

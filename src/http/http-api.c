@@ -102,6 +102,7 @@ static const Route routes[] = {
         { "POST", "/triggers/{}/{}/fire", route_trigger_fire },
         { "GET", "/api/v1/triggers", route_triggers_list },
         { "GET", "/api/v1/triggers/{}/{}", route_triggers_get },
+        { "GET", "/api/v1/runs/{}/deliveries", route_runs_deliveries },
 };
 
 #define MAX_CAPTURES 4
