@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 args = None
@@ -35,6 +36,7 @@ class Handler(BaseHTTPRequestHandler):
             sig_ok = hmac.compare_digest(want, self.headers.get("X-Arkevent-Signature", ""))
         rec = {
             "n": seen,
+            "t": time.time(),
             "method": self.command,
             "path": self.path,
             "headers": {k: v for k, v in self.headers.items()},
