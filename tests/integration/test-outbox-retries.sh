@@ -40,12 +40,12 @@ webhooks:
   timeoutSec: 5
   maxAgeSec: $1
   backoff: {initialSec: 1, maxSec: 2}
-  shutdownGraceSec: 2
+  shutdownGraceSec: 4
 YAML
 }
 config 600
 
-for port in 9201 9202 9203; do
+for port in 9201 9202 9203 9204; do
         tb_write /etc/arkevent.d/wf-$port.yaml <<YAML
 name: wf-$port
 spec:
@@ -127,7 +127,27 @@ assert_eq "$(tb_api GET "/api/v1/runs/$id2/deliveries" | json '[x["state"] for x
         "['delivered', 'delivered', 'delivered', 'delivered']" "states after the restart"
 log "receiver down across a restart and a kill -9: delivered once it is back"
 
-# ---- 3: a receiver that never comes back ------------------------------------------------------
+# ---- 3: a delivery in flight when the daemon stops completes within the grace ----------------
+start_receiver 9204 --delay 1
+cursor=$(tb_journal_cursor)
+id4=$(tb_api POST /api/v1/runs -d '{"flow": "wf-9204"}' | json 'd["id"]')
+tb_wait 30 test -s /run/recv/9204.jsonl
+tb_run systemctl stop arkevent.service
+first=$(received 9204 | head -n1 | cut -d' ' -f4)
+out=$(tb_journal_after "$cursor" -u arkevent.service)
+assert_contains "$out" "Giving 1 webhook deliveries up to 4.0s to complete." "the stop"
+assert_contains "$out" "Delivered ACTIVITY_COMPLETED of run $id4 to webhook hook (http://127.0.0.1:9204/hook) as $first" "the stop"
+tb_run systemctl start arkevent.service
+assert_eq "$(tb_wait_run "$id4" 60)" Succeeded "run $id4"
+wait_delivered 9204 4 60
+assert_eq "$(received 9204 | cut -d' ' -f1-3)" "ACTIVITY_COMPLETED a 200
+ACTIVITY_COMPLETED b 200
+ACTIVITY_COMPLETED c 200
+WORKFLOW_DONE wf-9204 200" "deliveries around the stop"
+assert_eq "$(received 9204 | cut -d' ' -f4 | sort | uniq -d)" "" "deliveries sent twice"
+log "a delivery in flight at the stop completes within the grace"
+
+# ---- 4: a receiver that never comes back ------------------------------------------------------
 config 3
 tb_run systemctl restart arkevent.service
 tb_wait 20 curl -sf http://127.0.0.1:8092/healthz

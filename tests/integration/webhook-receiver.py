@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 # A webhook receiver for the integration tests: records every request it gets, one JSON line
 # per request (method, path, headers, body, the status it answered and, with --secret, whether
-# X-Arkevent-Signature matched), to --log. It answers 500 to the first --fail-first requests,
-# then 200.
+# X-Arkevent-Signature matched), to --log, as it arrives. It answers 500 to the first
+# --fail-first requests, then 200, each after --delay seconds.
 #
 #   webhook-receiver.py --port 9000 --log /run/recv.jsonl [--fail-first N] [--secret FILE]
-#                       [--pid-file FILE]
+#                       [--delay SECS] [--pid-file FILE]
 import argparse
 import hashlib
 import hmac
@@ -47,6 +47,8 @@ class Handler(BaseHTTPRequestHandler):
         with open(args.log, "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
+        # Recorded on arrival: a test sees the request while the answer is still delayed.
+        time.sleep(args.delay)
         reply = b'{"ok": true}' if status == 200 else b'{"error": "not now"}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -66,6 +68,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0, help="seconds before answering")
     p.add_argument("--secret")
     p.add_argument("--pid-file")
     args = p.parse_args()
