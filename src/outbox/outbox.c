@@ -327,6 +327,7 @@ static void transfer_record(Outbox *o, Transfer *t, long status, const char *err
 
 static void outbox_check_done(Outbox *o)
 {
+        bool done = false;
         CURLMsg *msg;
         int left;
 
@@ -348,9 +349,11 @@ static void outbox_check_done(Outbox *o)
                                                      : curl_easy_strerror(msg->data.result));
                 outbox_remove_transfer(o, t);
                 transfer_free(t);
+                done = true;
         }
         /* The next delivery of that lane may go now. */
-        outbox_request_pump(o);
+        if (done)
+                outbox_request_pump(o);
 }
 
 static int transfer_start(Outbox *o, int64_t id, int64_t run_id, const char *webhook,
@@ -867,7 +870,9 @@ int outbox_new(sd_event *event, Store *store, sd_bus *bus, const OutboxConfig *c
             curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o) != CURLM_OK)
                 return -EINVAL;
 
-        r = sd_event_add_time(event, &o->curl_timer, CLOCK_MONOTONIC, USEC_INFINITY, 0,
+        /* libcurl's timeouts are short and exact (often "now"): 1 ms accuracy, not the default
+         * 250 ms that sd-event would coalesce them to. */
+        r = sd_event_add_time(event, &o->curl_timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC,
                               on_curl_timer, o);
         if (r < 0)
                 return r;
