@@ -66,7 +66,7 @@ id=$(tb_api POST /api/v1/runs -d '{"flow": "wf-9201"}' | json 'd["id"]')
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "run $id"
 wait_delivered 9201 4 60
 got=$(received 9201)
-first=$(echo "$got" | head -n1 | cut -d' ' -f4)
+first=$(echo "$got" | sed -n 1p | cut -d' ' -f4)
 assert_eq "$(echo "$got" | cut -d' ' -f1-3)" "ACTIVITY_COMPLETED a 500
 ACTIVITY_COMPLETED a 500
 ACTIVITY_COMPLETED a 500
@@ -74,7 +74,7 @@ ACTIVITY_COMPLETED a 200
 ACTIVITY_COMPLETED b 200
 ACTIVITY_COMPLETED c 200
 WORKFLOW_DONE wf-9201 200" "requests while the receiver failed, then recovered"
-assert_eq "$(echo "$got" | head -n4 | cut -d' ' -f4 | sort -u)" "$first" "one delivery id across retries"
+assert_eq "$(echo "$got" | sed -n 1,4p | cut -d' ' -f4 | sort -u)" "$first" "one delivery id across retries"
 assert_eq "$(echo "$got" | cut -d' ' -f4 | sort -u | wc -l)" 4 "distinct delivery ids"
 # Retries wait: at least half of the backoff (1s, then 2s, jittered) between attempts.
 tb_run cat /run/recv/9201.jsonl | python3 -c '
@@ -133,7 +133,7 @@ cursor=$(tb_journal_cursor)
 id4=$(tb_api POST /api/v1/runs -d '{"flow": "wf-9204"}' | json 'd["id"]')
 tb_wait 30 test -s /run/recv/9204.jsonl
 tb_run systemctl stop arkevent.service
-first=$(received 9204 | head -n1 | cut -d' ' -f4)
+first=$(received 9204 | sed -n 1p | cut -d' ' -f4)
 out=$(tb_journal_after "$cursor" -u arkevent.service)
 assert_contains "$out" "Giving 1 webhook deliveries up to 4.0s to complete." "the stop"
 assert_contains "$out" "Delivered ACTIVITY_COMPLETED of run $id4 to webhook hook (http://127.0.0.1:9204/hook) as $first" "the stop"
