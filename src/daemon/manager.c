@@ -275,12 +275,16 @@ static int manager_setup_outbox(Manager *m, const EngineConfig *ec)
         int r;
 
         r = outbox_new(m->event, m->store, m->bus, &oc, &m->outbox);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up outbound webhooks: %m");
-        r = outbox_attach(m->outbox, m->engine);
-        if (r < 0)
-                return r;
-        return outbox_start(m->outbox);
+        if (r >= 0)
+                r = outbox_attach(m->outbox, m->engine);
+        if (r >= 0)
+                r = outbox_start(m->outbox);
+        if (r < 0) {
+                m->outbox = outbox_free(m->outbox);
+                return log_warning_errno(r, "Failed to set up outbound webhooks, continuing "
+                                            "without them: %m");
+        }
+        return 0;
 }
 
 static int manager_setup_engine(Manager *m)
@@ -322,9 +326,7 @@ static int manager_setup_engine(Manager *m)
         if (r < 0)
                 return r;
         /* Before recovery: what ended while the daemon was down is told, too. */
-        r = manager_setup_outbox(m, &ec);
-        if (r < 0)
-                return r;
+        (void) manager_setup_outbox(m, &ec);
         r = engine_recover(m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover unfinished runs: %m");
