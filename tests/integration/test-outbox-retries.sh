@@ -140,11 +140,13 @@ assert_contains "$out" "Delivered ACTIVITY_COMPLETED of run $id4 to webhook hook
 tb_run systemctl start arkevent.service
 assert_eq "$(tb_wait_run "$id4" 60)" Succeeded "run $id4"
 wait_delivered 9204 4 60
-assert_eq "$(received 9204 | cut -d' ' -f1-3)" "ACTIVITY_COMPLETED a 200
+# Each event once, in order, by delivery id. One whose answer the grace cut off is sent again
+# after the start, under the same id (receivers drop it); the one in flight at the stop is not.
+assert_eq "$(received 9204 | awk '!seen[$4]++' | cut -d' ' -f1-3)" "ACTIVITY_COMPLETED a 200
 ACTIVITY_COMPLETED b 200
 ACTIVITY_COMPLETED c 200
 WORKFLOW_DONE wf-9204 200" "deliveries around the stop"
-assert_eq "$(received 9204 | cut -d' ' -f4 | sort | uniq -d)" "" "deliveries sent twice"
+assert_eq "$(received 9204 | grep -c " $first\$")" 1 "requests of the delivery in flight at the stop"
 log "a delivery in flight at the stop completes within the grace"
 
 # ---- 4: a receiver that never comes back ------------------------------------------------------
