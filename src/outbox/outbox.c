@@ -200,8 +200,10 @@ static int webhook_secret(Outbox *o, const Transfer *t, char **ret, size_t *ret_
 
         *ret = NULL;
         *ret_size = 0;
+        /* Without the run's flow it is unknown whether the webhook wants a signature: never
+         * send unsigned what should be signed. */
         if (!flow)
-                return 0;
+                return -EBADMSG;
         for (size_t i = 0; i < flow->n_webhooks && !w; i++)
                 if (streq(webhook_label(&flow->webhooks[i]), t->webhook) &&
                     streq(flow->webhooks[i].url, t->url))
@@ -392,10 +394,12 @@ static int transfer_start(Outbox *o, int64_t id, int64_t run_id, const char *web
 
         r = webhook_secret(o, t, &secret, &secret_size);
         if (r < 0) {
-                /* Never send unsigned what should be signed: an attempt that failed. */
+                /* An attempt that failed, retried like any other. */
                 _cleanup_free_ char *err = NULL;
-                (void) asprintf(&err, "cannot read the webhook's secretFile: %s", strerror(-r));
-                transfer_record(o, t, 0, err ?: "cannot read the webhook's secretFile");
+                (void) asprintf(&err, "cannot read the webhook's secret: %s", strerror(-r));
+                transfer_record(o, t, 0, err ?: "cannot read the webhook's secret");
+                /* Its retry time is new: the wake-up must know of it. */
+                outbox_request_pump(o);
                 return 0;
         }
 

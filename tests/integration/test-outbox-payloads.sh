@@ -72,6 +72,13 @@ spec:
   activities:
     - {name: one, run: "echo one"}
 ---
+name: wf-no-secret
+spec:
+  webhooks:
+    - {name: signed, url: "http://127.0.0.1:9102/signed", secretFile: /etc/arkevent/missing.secret}
+  activities:
+    - {name: one, run: "echo one"}
+---
 kind: ArkFlow
 metadata: {name: ark-hooks, namespace: team}
 spec:
@@ -223,6 +230,15 @@ for l in sys.stdin:
 ')
 assert_eq "$out" "True True
 True True" "signatures checked by the receiver"
+
+# A secret that cannot be read: nothing goes out unsigned, the attempt fails and is retried.
+id5=$(tb_api POST /api/v1/runs -d '{"flow": "wf-no-secret"}' | json 'd["id"]')
+assert_eq "$(tb_wait_run "$id5" 60)" Succeeded "run $id5"
+tb_wait 30 sh -c "curl -sf -H 'Authorization: Bearer $(tb_api_token)' http://127.0.0.1:8092/api/v1/runs/$id5/deliveries |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (d and d[0][\"attempts\"] >= 2))'"
+out=$(tb_api GET "/api/v1/runs/$id5/deliveries" | json '(d[0]["state"], d[0]["lastStatus"], d[0]["lastError"])')
+assert_eq "$out" "('pending', None, \"cannot read the webhook's secret: No such file or directory\")" "delivery without its secret"
+assert_eq "$(tb_run cat /run/recv/9102.jsonl | wc -l)" 2 "requests to the signed receiver"
 
 # ---- 4: an ArkFlow flow's webhooks ---------------------------------------------------------------
 id4=$(tb_api POST /api/v1/runs -d '{"flow": "team/ark-hooks"}' | json 'd["id"]')
