@@ -525,10 +525,24 @@ static uint64_t outbox_start_due(Outbox *o)
                 else if (o->n_transfers < OUTBOX_MAX_IN_FLIGHT) {
                         int r = transfer_start(o, h->id, h->run_id, h->webhook, h->url, h->event,
                                                h->attempts, h->created_usec);
-                        if (r < 0)
-                                log_delivery(LOG_ERR, h->run_id, h->id,
-                                             "Failed to send delivery %" PRIi64 ": %s", h->id,
-                                             strerror(-r));
+                        if (r < 0) {
+                                /* A failed attempt: it backs off like one, and is not tried
+                                 * again at once. */
+                                Transfer f = {
+                                        .id = h->id,
+                                        .run_id = h->run_id,
+                                        .webhook = h->webhook,
+                                        .url = h->url,
+                                        .event = h->event,
+                                        .attempts = h->attempts,
+                                        .created_usec = h->created_usec,
+                                };
+                                _cleanup_free_ char *err = NULL;
+                                if (asprintf(&err, "cannot send: %s", strerror(-r)) < 0)
+                                        err = NULL;
+                                transfer_record(o, &f, 0, err ?: "cannot send");
+                                outbox_request_pump(o);
+                        }
                 }
         }
         for (size_t i = 0; i < n; i++) {
