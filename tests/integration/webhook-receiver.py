@@ -13,10 +13,12 @@ import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 args = None
 seen = 0
+lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,8 +28,10 @@ class Handler(BaseHTTPRequestHandler):
         global seen
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
-        seen += 1
-        status = 500 if seen <= args.fail_first else 200
+        with lock:
+            seen += 1
+            n = seen
+        status = 500 if n <= args.fail_first else 200
         sig_ok = None
         if args.secret:
             with open(args.secret, "rb") as f:
@@ -35,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
             want = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
             sig_ok = hmac.compare_digest(want, self.headers.get("X-Arkevent-Signature", ""))
         rec = {
-            "n": seen,
+            "n": n,
             "t": time.time(),
             "method": self.command,
             "path": self.path,
@@ -44,9 +48,8 @@ class Handler(BaseHTTPRequestHandler):
             "status": status,
             "sigOk": sig_ok,
         }
-        with open(args.log, "a") as f:
+        with lock, open(args.log, "a") as f:
             f.write(json.dumps(rec) + "\n")
-            f.flush()
         # Recorded on arrival: a test sees the request while the answer is still delayed.
         time.sleep(args.delay)
         reply = b'{"ok": true}' if status == 200 else b'{"error": "not now"}'
@@ -72,7 +75,7 @@ def main():
     p.add_argument("--secret")
     p.add_argument("--pid-file")
     args = p.parse_args()
-    server = HTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     if args.pid_file:
         with open(args.pid_file + ".tmp", "w") as f:
             f.write(str(os.getpid()) + "\n")
