@@ -490,8 +490,8 @@ static uint64_t outbox_start_due(Outbox *o)
                         "created_usec FROM deliveries d WHERE state='pending' AND NOT EXISTS "
                         "(SELECT 1 FROM deliveries e WHERE e.run_id=d.run_id AND "
                         "e.webhook=d.webhook AND e.url=d.url AND e.state='pending' AND e.id<d.id) "
-                        "ORDER BY next_attempt_usec, id LIMIT 256",
-                        NULL) < 0)
+                        "ORDER BY next_attempt_usec, id LIMIT ?",
+                        "i", (int64_t) OUTBOX_PUMP_BATCH) < 0)
                 return USEC_INFINITY;
         while (n < ELEMENTSOF(heads) && sqlite3_step(st) == SQLITE_ROW) {
                 Head *h = &heads[n];
