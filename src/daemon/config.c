@@ -43,6 +43,11 @@ static const ConfigKey config_keys[] = {
         KEY("cron.catchUpSeconds", CONFIG_UINT64, cron_catch_up_sec),
         KEY("resourceWatchDelayMilliseconds", CONFIG_UINT64, resource_watch_delay_msec),
         KEY("api.workflowsRequireToken", CONFIG_BOOL, workflows_require_token),
+        KEY("webhooks.timeoutSec", CONFIG_UINT64, webhook_timeout_sec),
+        KEY("webhooks.maxAgeSec", CONFIG_UINT64, webhook_max_age_sec),
+        KEY("webhooks.backoff.initialSec", CONFIG_UINT64, webhook_backoff_initial_sec),
+        KEY("webhooks.backoff.maxSec", CONFIG_UINT64, webhook_backoff_max_sec),
+        KEY("webhooks.shutdownGraceSec", CONFIG_UINT64, webhook_shutdown_grace_sec),
 };
 
 int config_init(Config *c)
@@ -60,6 +65,11 @@ int config_init(Config *c)
                 .cron_catch_up_sec = 24 * 3600,
                 .resource_watch_delay_msec = 200,
                 .workflows_require_token = true,
+                .webhook_timeout_sec = 10,
+                .webhook_max_age_sec = 86400,
+                .webhook_backoff_initial_sec = 1,
+                .webhook_backoff_max_sec = 300,
+                .webhook_shutdown_grace_sec = 5,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

@@ -44,6 +44,12 @@ typedef struct Config {
         bool workflows_require_token; /* api.workflowsRequireToken */
         ConfigRuntime *runtimes;
         size_t n_runtimes;
+        /* outbound webhooks */
+        uint64_t webhook_timeout_sec;
+        uint64_t webhook_max_age_sec;
+        uint64_t webhook_backoff_initial_sec;
+        uint64_t webhook_backoff_max_sec;
+        uint64_t webhook_shutdown_grace_sec;
 } Config;
 
 /* Fills in the defaults. */

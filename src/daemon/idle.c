@@ -5,6 +5,7 @@
 #include "bus/bus-manager.h"
 #include "daemon/idle.h"
 #include "daemon/resource-watch.h"
+#include "outbox/outbox.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
 #include "triggers/trigger-cron.h"
@@ -37,8 +38,9 @@ bool manager_is_idle(Manager *m)
         if (resource_watch_pending() || trigger_cron_busy() || trigger_flow_output_busy())
                 return false;
 
-        /* OUTBOX: pending outbound webhook deliveries keep the daemon up; the outbox adds its
-         * check here (e.g. `if (outbox_n_pending(m) > 0) return false;`). */
+        /* Outbound webhook deliveries still to make (retries included) keep the daemon up. */
+        if (outbox_n_pending(m->outbox) > 0)
+                return false;
 
         return true;
 }

@@ -52,6 +52,7 @@ Manager *manager_free(Manager *m)
         /* The engine and the store first: pending commits answer their HTTP requests. */
         engine_free(m->engine);
         store_free(m->store);
+        outbox_free(m->outbox); /* after the store: a last commit may still call it */
         http_server_free(m->http);
         sd_bus_slot_unref(m->bus_slot);
         sd_bus_flush_close_unref(m->bus);
@@ -289,6 +290,33 @@ static int manager_setup_state(Manager *m)
         return 0;
 }
 
+static int manager_setup_outbox(Manager *m, const EngineConfig *ec)
+{
+        OutboxConfig oc = {
+                .state_dir = m->config.state_dir,
+                .timeout_usec = m->config.webhook_timeout_sec * USEC_PER_SEC,
+                .max_age_usec = m->config.webhook_max_age_sec * USEC_PER_SEC,
+                .backoff_initial_usec = m->config.webhook_backoff_initial_sec * USEC_PER_SEC,
+                .backoff_max_usec = m->config.webhook_backoff_max_sec * USEC_PER_SEC,
+                .step_binary = ec->step_binary,
+                .output_max_bytes = ec->output_max_bytes,
+                .sandbox = ec->sandbox,
+        };
+        int r;
+
+        r = outbox_new(m->event, m->store, m->bus, &oc, &m->outbox);
+        if (r >= 0)
+                r = outbox_attach(m->outbox, m->engine);
+        if (r >= 0)
+                r = outbox_start(m->outbox);
+        if (r < 0) {
+                m->outbox = outbox_free(m->outbox);
+                return log_warning_errno(r, "Failed to set up outbound webhooks, continuing "
+                                            "without them: %m");
+        }
+        return 0;
+}
+
 static int manager_setup_engine(Manager *m)
 {
         EngineConfig ec = {
@@ -333,6 +361,8 @@ static int manager_setup_engine(Manager *m)
         r = http_workflows_setup(m);
         if (r < 0)
                 return r;
+        /* Before recovery: what ended while the daemon was down is told, too. */
+        (void) manager_setup_outbox(m, &ec);
         r = engine_recover(m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover unfinished runs: %m");
@@ -412,6 +442,9 @@ int manager_run(Manager *m)
         log_info("arkevent %s started.", PACKAGE_VERSION);
 
         r = sd_event_loop(m->event);
+        if (m->outbox)
+                (void) outbox_drain(m->outbox,
+                                    m->config.webhook_shutdown_grace_sec * USEC_PER_SEC);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return r;

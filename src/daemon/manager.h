@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "http/http-server.h"
 #include "model/model.h"
+#include "outbox/outbox.h"
 
 typedef struct Manager {
         sd_event *event;
@@ -27,6 +28,7 @@ typedef struct Manager {
         char *base_url;
         unsigned n_reloads;
         uint64_t start_usec; /* CLOCK_REALTIME */
+        Outbox *outbox; /* outbound webhooks; NULL without the engine */
 } Manager;
 
 int manager_new(const char *config_path, Manager **ret);

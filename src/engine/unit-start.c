@@ -10,6 +10,7 @@
 
 #include "engine/runtime.h"
 #include "model/template.h"
+#include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"
@@ -533,5 +534,255 @@ int unit_result_interpret(const char *result, const char *code, const char *stat
         *ret_exit_code = ec;
         *ret_state = s;
         *ret_reason = TAKE_PTR(reason);
+        return 0;
+}
+
+/* Reads the next complete value of m (basic, array, struct or variant) as JSON. */
+static int message_read_json(sd_bus_message *m, json_object **ret)
+{
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r <= 0)
+                return r < 0 ? r : -ENODATA;
+
+        if (type == SD_BUS_TYPE_ARRAY || type == SD_BUS_TYPE_STRUCT ||
+            type == SD_BUS_TYPE_VARIANT || type == SD_BUS_TYPE_DICT_ENTRY) {
+                r = sd_bus_message_enter_container(m, type, contents);
+                if (r < 0)
+                        return r;
+                if (type == SD_BUS_TYPE_VARIANT) {
+                        r = message_read_json(m, &o);
+                        if (r < 0)
+                                return r;
+                } else {
+                        o = json_object_new_array();
+                        if (!o)
+                                return -ENOMEM;
+                        while ((r = sd_bus_message_at_end(m, false)) == 0) {
+                                json_object *e = NULL;
+                                r = message_read_json(m, &e);
+                                if (r < 0)
+                                        return r;
+                                json_object_array_add(o, e);
+                        }
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(o);
+                return 0;
+        }
+
+        switch (type) {
+        case SD_BUS_TYPE_STRING:
+        case SD_BUS_TYPE_OBJECT_PATH:
+        case SD_BUS_TYPE_SIGNATURE: {
+                const char *s;
+                r = sd_bus_message_read_basic(m, type, &s);
+                if (r >= 0)
+                        o = json_object_new_string(s);
+                break;
+        }
+        case SD_BUS_TYPE_BOOLEAN: {
+                int b;
+                r = sd_bus_message_read_basic(m, type, &b);
+                if (r >= 0)
+                        o = json_object_new_boolean(b);
+                break;
+        }
+        case SD_BUS_TYPE_UINT64: {
+                uint64_t u;
+                r = sd_bus_message_read_basic(m, type, &u);
+                if (r >= 0)
+                        o = json_object_new_uint64(u);
+                break;
+        }
+        case SD_BUS_TYPE_INT64: {
+                int64_t i;
+                r = sd_bus_message_read_basic(m, type, &i);
+                if (r >= 0)
+                        o = json_object_new_int64(i);
+                break;
+        }
+        case SD_BUS_TYPE_UINT32:
+        case SD_BUS_TYPE_INT32: {
+                uint32_t u;
+                r = sd_bus_message_read_basic(m, type, &u);
+                if (r >= 0)
+                        o = json_object_new_int64(type == SD_BUS_TYPE_INT32 ? (int64_t) (int32_t) u
+                                                                            : (int64_t) u);
+                break;
+        }
+        case SD_BUS_TYPE_BYTE: {
+                uint8_t y;
+                r = sd_bus_message_read_basic(m, type, &y);
+                if (r >= 0)
+                        o = json_object_new_int(y);
+                break;
+        }
+        case SD_BUS_TYPE_DOUBLE: {
+                double d;
+                r = sd_bus_message_read_basic(m, type, &d);
+                if (r >= 0)
+                        o = json_object_new_double(d);
+                break;
+        }
+        default:
+                r = sd_bus_message_skip(m, (char[]){ type, 0 });
+                break;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(o); /* NULL (JSON null) for what has no JSON form */
+        return 0;
+}
+
+/* One property of the call, in unit file terms, added to o. */
+static int describe_property(json_object *o, const char *name, json_object *v)
+{
+        char buf[64];
+
+        if (streq(name, "Environment") || streq(name, "LogExtraFields")) {
+                json_object_put(v);
+                return 0;
+        }
+        if (startswith(name, "Exec") && json_object_is_type(v, json_type_array)) {
+                /* a(sasb) / a(sasas): the argv of each command. */
+                _cleanup_(json_object_putp) json_object *cmds = v;
+                json_object *argv = NULL;
+                _cleanup_free_ char *key = strndup(name, strlen(name) - (endswith(name, "Ex") ? 2 : 0));
+
+                if (!key)
+                        return -ENOMEM;
+
+                for (size_t i = 0; i < json_object_array_length(cmds); i++) {
+                        json_object *c = json_object_array_get_idx(cmds, i);
+                        json_object *a = json_object_array_get_idx(c, 1);
+                        if (!a)
+                                continue;
+                        if (!argv)
+                                argv = json_object_get(a);
+                        else {
+                                /* Several commands: a list of argvs. */
+                                if (!json_object_is_type(json_object_array_get_idx(argv, 0),
+                                                         json_type_array)) {
+                                        json_object *l = json_object_new_array();
+                                        if (!l) {
+                                                json_object_put(argv);
+                                                return -ENOMEM;
+                                        }
+                                        json_object_array_add(l, argv);
+                                        argv = l;
+                                }
+                                json_object_array_add(argv, json_object_get(a));
+                        }
+                }
+                json_object_object_add(o, key, argv);
+                return 0;
+        }
+        if (streq(name, "CPUQuotaPerSecUSec") && json_object_is_type(v, json_type_int)) {
+                uint64_t u = json_object_get_uint64(v);
+                json_object_put(v);
+                if (u % 10000 == 0)
+                        snprintf(buf, sizeof(buf), "%" PRIu64 "%%", u / 10000);
+                else
+                        snprintf(buf, sizeof(buf), "%.2f%%", (double) u / 10000.0);
+                json_object_object_add(o, "CPUQuota", json_object_new_string(buf));
+                return 0;
+        }
+        if (endswith(name, "USec") && json_object_is_type(v, json_type_int)) {
+                /* RuntimeMaxUSec= -> RuntimeMaxSec= */
+                uint64_t u = json_object_get_uint64(v);
+                _cleanup_free_ char *key = NULL;
+
+                json_object_put(v);
+                if (asprintf(&key, "%.*sSec", (int) (strlen(name) - 4), name) < 0)
+                        return -ENOMEM;
+                if (u % USEC_PER_SEC == 0)
+                        json_object_object_add(o, key, json_object_new_uint64(u / USEC_PER_SEC));
+                else
+                        json_object_object_add(o, key,
+                                               json_object_new_double((double) u / USEC_PER_SEC));
+                return 0;
+        }
+        if (startswith(name, "Bind") && json_object_is_type(v, json_type_array)) {
+                /* a(ssbt) -> "source:destination" */
+                _cleanup_(json_object_putp) json_object *in = v;
+                json_object *l = json_object_new_array();
+                if (!l)
+                        return -ENOMEM;
+                for (size_t i = 0; i < json_object_array_length(in); i++) {
+                        json_object *b = json_object_array_get_idx(in, i);
+                        _cleanup_free_ char *s = NULL;
+                        if (asprintf(&s, "%s:%s",
+                                     json_object_get_string(json_object_array_get_idx(b, 0)),
+                                     json_object_get_string(json_object_array_get_idx(b, 1))) < 0) {
+                                json_object_put(l);
+                                return -ENOMEM;
+                        }
+                        json_object_array_add(l, json_object_new_string(s));
+                }
+                json_object_object_add(o, name, l);
+                return 0;
+        }
+        json_object_object_add(o, name, v);
+        return 0;
+}
+
+int unit_start_describe(sd_bus *bus, const UnitSpec *spec, json_object **ret)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        const char *unit, *mode;
+        int r;
+
+        r = unit_start_message(bus, spec, &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_seal(m, 1, 0);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &unit, &mode);
+        if (r < 0)
+                return r;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "Unit", json_object_new_string(unit));
+
+        r = sd_bus_message_enter_container(m, 'a', "(sv)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'r', "sv")) > 0) {
+                json_object *v = NULL;
+                const char *name;
+
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        return r;
+                r = message_read_json(m, &v);
+                if (r < 0)
+                        return r;
+                r = describe_property(o, name, v);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(o);
         return 0;
 }

@@ -55,3 +55,9 @@ int prepare_output_file(const char *path, const char *user);
 
 /* "build-id" -> "BUILD_ID": a valid environment variable name. */
 char *env_name_from(const char *prefix, const char *name);
+
+/* Describes the transient unit spec would start, as JSON: "Unit", then the properties of the
+ * StartTransientUnit call in the order they are sent, in systemd's unit file terms where they
+ * differ (ExecStart= as its argv, CPUQuota= as a percentage, RuntimeMaxSec=). Environment= and
+ * LogExtraFields= are left out: they carry payload values, not the unit's shape. */
+int unit_start_describe(sd_bus *bus, const UnitSpec *spec, json_object **ret);

@@ -114,6 +114,7 @@ static const Route routes[] = {
         { "GET", "/workflows/{}/artifacts", route_workflow_artifacts_list },
         { "GET", "/workflows/{}/artifacts/{**}", route_workflow_artifact_get },
         { "GET", "/api/v1/runs/{}/events", route_runs_events },
+        { "GET", "/api/v1/runs/{}/deliveries", route_runs_deliveries },
 };
 
 #define MAX_CAPTURES 4

@@ -24,6 +24,7 @@ int route_runs_list(Manager *m, HttpRequest *req, char **captures);
 int route_runs_get(Manager *m, HttpRequest *req, char **captures);
 int route_runs_cancel(Manager *m, HttpRequest *req, char **captures);
 int route_runs_logs(Manager *m, HttpRequest *req, char **captures);
+int route_runs_deliveries(Manager *m, HttpRequest *req, char **captures);
 
 int route_trigger_fire(Manager *m, HttpRequest *req, char **captures);
 int route_triggers_list(Manager *m, HttpRequest *req, char **captures);
