@@ -38,6 +38,8 @@ static const ConfigKey config_keys[] = {
         KEY("engine.maxUnitsInFlight", CONFIG_UNSIGNED, max_units_in_flight),
         KEY("engine.maxQueuedRuns", CONFIG_UNSIGNED, max_queued_runs),
         KEY("engine.stepSandbox", CONFIG_STRING, step_sandbox),
+        KEY("retention.days", CONFIG_UNSIGNED, retention_days),
+        KEY("retention.maxRuns", CONFIG_UNSIGNED, retention_max_runs),
 };
 
 int config_init(Config *c)
@@ -52,6 +54,8 @@ int config_init(Config *c)
                 .max_units_in_flight = 64,
                 .max_queued_runs = 10000,
                 .idle_exit_sec = 300,
+                .retention_days = 30,
+                .retention_max_runs = 10000,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

@@ -27,6 +27,9 @@ typedef struct Config {
         unsigned max_queued_runs;
         char *step_sandbox; /* none, default, strict */
         uint64_t idle_exit_sec; /* 0: never */
+        /* run retention */
+        unsigned retention_days;     /* 0: no age limit */
+        unsigned retention_max_runs; /* 0: no count limit */
 } Config;
 
 /* Fills in the defaults. */

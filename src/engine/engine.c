@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "engine.h"
+#include "engine/run-retention.h"
 #include "engine/unit-start.h"
 #include "model/loader.h"
 #include "model/template.h"
@@ -34,7 +35,12 @@ struct Engine {
         sd_bus_slot *match_slot;
         EngineListener *listeners;
         size_t n_listeners;
+        sd_event_source *prune_source;
 };
+
+#define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
+#define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
+#define PRUNE_BATCH 500
 
 static const char *const run_state_table[_RUN_STATE_MAX] = {
         [RUN_PENDING] = "Pending",     [RUN_RUNNING] = "Running",
@@ -77,6 +83,7 @@ ActivityState activity_state_from_string(const char *s)
 }
 
 static void engine_dispatch(Engine *e);
+static void engine_prune_soon(Engine *e);
 static void run_advance(Run *run);
 static int activity_start_unit(Activity *a);
 
@@ -459,6 +466,7 @@ static void run_finish(Run *run)
         sd_event_source_disable_unref(TAKE_PTR(run->timeout_source));
         notify_run(run);
         engine_remove_run(e, run);
+        engine_prune_soon(e);
 
         /* A slot of this flow may have freed up. */
         for (size_t i = 0; i < e->n_runs; i++) {
@@ -1383,6 +1391,45 @@ int engine_recover(Engine *e)
         return (int) n;
 }
 
+/* ---- retention --------------------------------------------------------------------------- */
+
+int engine_prune(Engine *e)
+{
+        RetentionPolicy p = {
+                .max_age_usec = e->config.retention_usec,
+                .max_runs = e->config.retention_max_runs,
+        };
+        return runs_prune(e->store, e->state_dir, &p, PRUNE_BATCH);
+}
+
+static int on_prune(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Engine *e = userdata;
+        int r;
+
+        r = engine_prune(e);
+        if (r < 0)
+                log_warning_errno(r, "Retention failed, ignoring: %m");
+        /* A full batch: more are due, go on soon without holding the loop. */
+        (void) sd_event_source_set_time_relative(
+                s, r >= PRUNE_BATCH ? 100 * USEC_PER_MSEC : PRUNE_INTERVAL_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+/* After a run ends, the count limit may be passed: prune within a moment, once for many runs. */
+static void engine_prune_soon(Engine *e)
+{
+        uint64_t next, soon;
+
+        if (!e->prune_source || e->config.retention_max_runs == 0)
+                return;
+        if (sd_event_source_get_time(e->prune_source, &next) < 0)
+                return;
+        soon = now_usec(CLOCK_MONOTONIC) + PRUNE_SOON_USEC;
+        if (next > soon)
+                (void) sd_event_source_set_time(e->prune_source, soon);
+}
+
 /* ---- setup ------------------------------------------------------------------------------- */
 
 int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *config,
@@ -1430,6 +1477,14 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
 
+        /* Retention: once right after start (with directories left by a crash), then hourly. */
+        (void) runs_prune_orphans(store, e->state_dir);
+        r = sd_event_add_time_relative(event, &e->prune_source, CLOCK_MONOTONIC, 0, 0, on_prune,
+                                       e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the retention timer: %m");
+        (void) sd_event_source_set_description(e->prune_source, "retention");
+
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -1443,6 +1498,7 @@ Engine *engine_free(Engine *e)
         free(e->runs);
         free(e->queue);
         free(e->listeners);
+        sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);
         sd_bus_unref(e->bus);
         sd_event_unref(e->event);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -39,7 +40,23 @@ struct HttpRequest {
         char peer[64];
         void *userdata;
         HttpAbortHandler on_abort;
+        unsigned status;        /* the status answered, for the access log */
+        uint64_t start_usec;    /* CLOCK_MONOTONIC, when the headers arrived */
+        char *log_fields[8];    /* extra journal fields of the access log entry */
+        size_t n_log_fields;
+        struct HttpStream *stream;
 };
+
+/* A streamed answer; owned by the MHD response, linked both ways with its request while both
+ * exist. */
+typedef struct HttpStream {
+        HttpRequest *req;
+        HttpStreamRead read;
+        HttpStreamDone done;
+        void *userdata;
+        bool parked; /* the connection is suspended until there is more to send */
+        bool done_called;
+} HttpStream;
 
 static void http_server_kick(HttpServer *s);
 
@@ -49,6 +66,16 @@ static void request_free(HttpRequest *req)
                 return;
         if (req->pending)
                 MHD_destroy_response(req->pending);
+        if (req->stream) {
+                HttpStream *st = TAKE_PTR(req->stream);
+                st->req = NULL;
+                if (!st->done_called && st->done) {
+                        st->done_called = true;
+                        st->done(st->userdata);
+                }
+        }
+        for (size_t i = 0; i < req->n_log_fields; i++)
+                free(req->log_fields[i]);
         free(req->path);
         free(req->body);
         free(req);
@@ -102,6 +129,7 @@ static int queue(HttpRequest *req, unsigned status, struct MHD_Response *resp)
         enum MHD_Result r = MHD_queue_response(req->connection, status, resp);
         MHD_destroy_response(resp);
         req->replied = true;
+        req->status = status;
         return r == MHD_YES ? 0 : -EIO;
 }
 
@@ -134,6 +162,89 @@ int http_request_reply(HttpRequest *req, unsigned status, const char *content_ty
         req->suspended = false;
         http_server_kick(req->server);
         return 0;
+}
+
+int http_request_add_log_field(HttpRequest *req, const char *format, ...)
+{
+        va_list ap;
+        char *f;
+        int r;
+
+        if (req->n_log_fields >= ELEMENTSOF(req->log_fields))
+                return -E2BIG;
+        va_start(ap, format);
+        r = vasprintf(&f, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        req->log_fields[req->n_log_fields++] = f;
+        return 0;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        HttpStream *st = cls;
+        ssize_t n;
+
+        if (!st->req)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        n = st->read(st->req, buf, max, st->userdata);
+        if (n < 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == 0 && !st->parked) {
+                /* Nothing to send yet: park the connection instead of spinning on it. */
+                st->parked = true;
+                MHD_suspend_connection(st->req->connection);
+        }
+        return n;
+}
+
+static void stream_free(void *cls)
+{
+        HttpStream *st = cls;
+
+        if (st->req)
+                st->req->stream = NULL;
+        if (!st->done_called && st->done)
+                st->done(st->userdata);
+        free(st);
+}
+
+int http_request_reply_stream(HttpRequest *req, unsigned status, const char *content_type,
+                              HttpStreamRead read, HttpStreamDone done, void *userdata)
+{
+        struct MHD_Response *resp;
+        HttpStream *st;
+
+        if (req->replied || req->pending || req->suspended)
+                return -EALREADY;
+        st = new0(HttpStream, 1);
+        if (!st)
+                return -ENOMEM;
+        *st = (HttpStream){ .req = req, .read = read, .done = done, .userdata = userdata };
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, st,
+                                                 stream_free);
+        if (!resp) {
+                free(st);
+                return -ENOMEM;
+        }
+        req->stream = st;
+        req->on_abort = NULL;
+        if (content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        return queue(req, status, resp);
+}
+
+void http_request_stream_wake(HttpRequest *req)
+{
+        HttpStream *st = req->stream;
+
+        if (!st || !st->parked)
+                return;
+        st->parked = false;
+        MHD_resume_connection(req->connection);
+        http_server_kick(req->server);
 }
 
 int http_request_reply_json(HttpRequest *req, unsigned status, json_object *body)
@@ -246,6 +357,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
                         return MHD_NO;
                 }
                 fill_peer(req);
+                req->start_usec = now_usec(CLOCK_MONOTONIC);
                 *con_cls = req;
 
                 /* Refuse an announced oversized body before reading it. */
@@ -299,6 +411,43 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         return r < 0 ? MHD_NO : MHD_YES;
 }
 
+/* One journal entry per request: what was asked, the answer, how long it took, and the fields the
+ * handler added (trigger, runs). Successful reads go at debug level, so polling does not flood
+ * the journal; everything that changes something, and every error, at info. */
+static void request_log(HttpRequest *req, enum MHD_RequestTerminationCode toe)
+{
+        const char *fields[ELEMENTSOF(req->log_fields) + 5] = {};
+        char f_method[32], f_status[32], f_peer[96], f_ms[48];
+        uint64_t ms = (now_usec(CLOCK_MONOTONIC) - req->start_usec) / USEC_PER_MSEC;
+        size_t n = 0;
+        int level;
+
+        level = req->status >= 400 || req->status == 0 || !streq_ptr(req->method, "GET")
+                        ? LOG_INFO
+                        : LOG_DEBUG;
+        snprintf(f_method, sizeof(f_method), "HTTP_METHOD=%s", strna(req->method));
+        snprintf(f_status, sizeof(f_status), "HTTP_STATUS=%u", req->status);
+        snprintf(f_peer, sizeof(f_peer), "HTTP_PEER=%s", req->peer);
+        snprintf(f_ms, sizeof(f_ms), "HTTP_DURATION_MS=%" PRIu64, ms);
+        fields[n++] = f_method;
+        fields[n++] = f_status;
+        fields[n++] = f_peer;
+        fields[n++] = f_ms;
+        for (size_t i = 0; i < req->n_log_fields; i++)
+                fields[n++] = req->log_fields[i];
+        fields[n] = NULL;
+        if (req->status == 0)
+                log_struct(level, fields, "HTTP %s %s from %s: no answer (%s) after %" PRIu64 " ms",
+                           strna(req->method), strna(req->path), req->peer,
+                           toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timed out"
+                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client went away"
+                                                                         : "connection closed",
+                           ms);
+        else
+                log_struct(level, fields, "HTTP %s %s from %s: %u in %" PRIu64 " ms",
+                           strna(req->method), strna(req->path), req->peer, req->status, ms);
+}
+
 static void completed_handler(void *cls, struct MHD_Connection *connection, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
@@ -308,6 +457,7 @@ static void completed_handler(void *cls, struct MHD_Connection *connection, void
                 return;
         if (!req->replied && req->on_abort)
                 req->on_abort(req, req->userdata);
+        request_log(req, toe);
         request_free(req);
         *con_cls = NULL;
 }

@@ -197,6 +197,7 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
         Trigger *t;
         int r;
 
+        (void) http_request_add_log_field(req, "ARKEVENT_TRIGGER=%s/%s", ns, name);
         t = registry_find_trigger(m->registry, ns, name);
         if (!t)
                 return http_request_reply_error(req, 404, NULL, "no trigger %s/%s", ns, name);
@@ -250,21 +251,12 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                 return r;
         }
 
-        {
-                char f1[512], f2[64];
-                const char *fields[] = { f1, f2, NULL };
-                snprintf(f1, sizeof(f1), "ARKEVENT_TRIGGER=%s/%s", ns, name);
-                snprintf(f2, sizeof(f2), "ARKEVENT_RUN=%" PRIi64,
-                         res.n_runs > 0 ? res.run_ids[0] : (int64_t) 0);
-                log_struct(LOG_INFO, fields, "Webhook %s/%s fired from %s%s: %zu run(s)%s", ns,
-                           name, http_request_peer(req), sync ? " (sync)" : "", res.n_runs,
-                           res.replayed ? ", replayed by Idempotency-Key" : "");
-        }
-
+        for (size_t i = 0; i < res.n_runs && i < 4; i++)
+                (void) http_request_add_log_field(req, "ARKEVENT_RUN=%" PRIi64, res.run_ids[i]);
         if (res.replayed)
-                return http_request_reply_json(req, 202, res.response);
+                (void) http_request_add_log_field(req, "ARKEVENT_IDEMPOTENT_REPLAY=1");
 
-        if (sync) {
+        if (sync && !res.replayed) {
                 SyncWaiter *w = new0(SyncWaiter, 1);
                 if (!w)
                         return -ENOMEM;
@@ -283,7 +275,8 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                 return HTTP_SUSPENDED;
         }
 
-        /* The 202 goes out once every run is committed: a crash right after it loses nothing. */
+        /* The 202 goes out once every run is committed: a crash right after it loses nothing.
+         * A replay waits too, for the original fire may be in this very commit. */
         AsyncReply *a = new0(AsyncReply, 1);
         if (!a)
                 return -ENOMEM;
