@@ -30,6 +30,7 @@ typedef struct Config {
         /* run retention */
         unsigned retention_days;     /* 0: no age limit */
         unsigned retention_max_runs; /* 0: no count limit */
+        unsigned sync_timeout_max_sec; /* cap of ?mode=sync&timeout= */
 } Config;
 
 /* Fills in the defaults. */

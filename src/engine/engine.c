@@ -632,6 +632,11 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                 for (unsigned i = 1; i < a->attempt && backoff < 3600 * USEC_PER_SEC; i++)
                         backoff *= 2;
                 (void) free_and_strdup(&a->reason, reason);
+                /* When the retry is due is stored too: a restart keeps the backoff. */
+                a->next_attempt_usec = now_usec(CLOCK_REALTIME) + backoff;
+                (void) store_exec(e->store, NULL,
+                                  "UPDATE activities SET next_attempt_usec=? WHERE id=?", "ii",
+                                  (int64_t) a->next_attempt_usec, a->id);
                 activity_set_state(a, ACTIVITY_WAITING);
                 if (sd_event_add_time_relative(e->event, &a->retry_source, CLOCK_MONOTONIC,
                                                backoff, 0, on_retry, a) < 0)
@@ -651,7 +656,9 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                                 reason ? ": " : "", strempty(reason));
                 run_fail(run, RUN_FAILED, err);
         }
-        run_advance(run);
+        run_advance(run); /* may free run */
+        /* The unit slot is free: whatever waits in the queue, of any run, may start. */
+        engine_dispatch(e);
 }
 
 static char *activity_path(Activity *a, const char *suffix)
@@ -763,11 +770,12 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
          * now. If it already ended, its result file says so. */
         activity_set_state(a, ACTIVITY_RUNNING);
         if (err) {
-                ActivityState s;
                 _cleanup_free_ char *probe = attempt_result_path(a);
+                /* It was there already, so it has been active: its next inactive state is its
+                 * end (no activating transition will be seen). */
+                a->seen_active = true;
                 if (probe && access(probe, F_OK) >= 0)
                         activity_unit_ended(a);
-                (void) s;
         }
         return 0;
 }
@@ -1248,6 +1256,44 @@ static int on_get_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error
         return 0;
 }
 
+/* A start that never reached systemd: send it again, as the same attempt under the same unit
+ * name (systemd refuses a second start of a unit that is there: UnitExists). */
+static void activity_resend_start(Activity *a)
+{
+        Engine *e = a->run->engine;
+
+        if (e->n_units_in_flight > 0)
+                e->n_units_in_flight--;
+        if (a->run->n_active > 0)
+                a->run->n_active--;
+        a->attempt--;
+        a->state = ACTIVITY_QUEUED;
+        (void) activity_start_unit(a);
+}
+
+static int on_get_unit_reply_starting(sd_bus_message *reply, void *userdata,
+                                      sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        _cleanup_free_ char *probe = NULL;
+        bool exists = !sd_bus_message_is_method_error(reply, NULL);
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (a->state != ACTIVITY_STARTING)
+                return 0;
+        probe = attempt_result_path(a);
+        if (probe && access(probe, F_OK) >= 0) {
+                /* It ran and ended while arkevent was down; its ExecStopPost= wrote the result. */
+                activity_set_state(a, ACTIVITY_RUNNING);
+                activity_unit_ended(a);
+        } else if (exists) {
+                a->seen_active = true;
+                activity_set_state(a, ACTIVITY_RUNNING);
+        } else
+                activity_resend_start(a);
+        return 0;
+}
+
 static int recover_run(Engine *e, sqlite3_stmt *st)
 {
         _cleanup_(run_freep) Run *run = NULL;
@@ -1289,7 +1335,7 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         r = store_query(e->store, &act,
                         "SELECT step_index, id, state, attempts, exit_code, result, unit, "
                         "invocation_id, output, reason, created_usec, started_usec, "
-                        "finished_usec FROM activities WHERE run_id=?",
+                        "finished_usec, next_attempt_usec FROM activities WHERE run_id=?",
                         "i", run->id);
         if (r < 0)
                 return r;
@@ -1313,6 +1359,7 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
                 a->created_usec = (uint64_t) sqlite3_column_int64(act, 10);
                 a->started_usec = (uint64_t) sqlite3_column_int64(act, 11);
                 a->finished_usec = (uint64_t) sqlite3_column_int64(act, 12);
+                a->next_attempt_usec = (uint64_t) sqlite3_column_int64(act, 13);
                 if (a->state < 0)
                         a->state = ACTIVITY_PENDING;
         }
@@ -1369,13 +1416,27 @@ int engine_recover(Engine *e)
                                 if (r < 0)
                                         on_get_unit_reply_adopt(a, false);
                         } else if (a->state == ACTIVITY_STARTING) {
-                                /* Re-send the same attempt. */
-                                a->attempt--;
-                                a->state = ACTIVITY_QUEUED;
-                                (void) activity_start_unit(a);
+                                /* The start may or may not have reached systemd, and the unit
+                                 * may even have ended and been collected since: ask first. */
+                                e->n_units_in_flight++;
+                                run->n_active++;
+                                r = sd_bus_call_method_async(
+                                        e->bus, &a->start_slot, "org.freedesktop.systemd1",
+                                        "/org/freedesktop/systemd1",
+                                        "org.freedesktop.systemd1.Manager", "GetUnit",
+                                        on_get_unit_reply_starting, a, "s", a->unit);
+                                if (r < 0)
+                                        activity_resend_start(a);
                         } else if (a->state == ACTIVITY_QUEUED) {
                                 (void) queue_push(e, a);
                         } else if (a->state == ACTIVITY_WAITING) {
+                                uint64_t now = now_usec(CLOCK_REALTIME);
+                                if (a->next_attempt_usec > now &&
+                                    sd_event_add_time_relative(e->event, &a->retry_source,
+                                                               CLOCK_MONOTONIC,
+                                                               a->next_attempt_usec - now, 0,
+                                                               on_retry, a) >= 0)
+                                        continue;
                                 a->state = ACTIVITY_QUEUED;
                                 (void) queue_push(e, a);
                         }

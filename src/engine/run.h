@@ -59,6 +59,7 @@ typedef struct Activity {
         /* Last values systemd announced for the unit, in case the result file is missing. */
         char *announced_result;
         int announced_code, announced_status;
+        uint64_t next_attempt_usec; /* CLOCK_REALTIME of the next attempt while Waiting */
 } Activity;
 
 struct Run {

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "http-server.h"
@@ -541,6 +542,16 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         _cleanup_(http_server_freep) HttpServer *s = NULL;
         const union MHD_DaemonInfo *info;
         int r;
+
+        /* Every connection, a waiting sync fire included, is an fd: the soft limit (1024 by
+         * default) must not be what caps connections. No select() here, so raising it is safe. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max &&
+            rl.rlim_cur < (rlim_t) config->max_connections + 1024) {
+                rl.rlim_cur = MIN(rl.rlim_max, (rlim_t) config->max_connections + 1024);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        log_warning_errno(errno, "Failed to raise the open file limit, ignoring: %m");
+        }
 
         s = new0(HttpServer, 1);
         if (!s)

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "http-routes.h"
@@ -17,7 +18,6 @@
 #include "triggers/trigger-tokens.h"
 
 #define SYNC_TIMEOUT_DEFAULT_USEC (120 * USEC_PER_SEC)
-#define SYNC_TIMEOUT_MAX_USEC (3600 * USEC_PER_SEC)
 
 /* A request waiting for its run to end (mode=sync). Costs no thread: the request is suspended
  * in libmicrohttpd and answered from the engine's run-finished notification. */
@@ -138,13 +138,14 @@ static bool check_signature(const char *secret_file, HttpRequest *req)
         return strlen(hex) == 2 * mac_len && CRYPTO_memcmp(hex, expected, 2 * mac_len) == 0;
 }
 
-static int parse_sync(HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
+static int parse_sync(Manager *m, HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
 {
+        uint64_t cap = (uint64_t) (m->config.sync_timeout_max_sec ?: 1) * USEC_PER_SEC;
         const char *mode = http_request_query(req, "mode");
         const char *timeout = http_request_query(req, "timeout");
 
         *ret_sync = false;
-        *ret_timeout = SYNC_TIMEOUT_DEFAULT_USEC;
+        *ret_timeout = MIN(SYNC_TIMEOUT_DEFAULT_USEC, cap);
         if (mode && !streq(mode, "sync") && !streq(mode, "async"))
                 return http_request_reply_error(req, 400, NULL,
                                                 "mode must be \"sync\" or \"async\", not \"%s\"",
@@ -159,8 +160,8 @@ static int parse_sync(HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
                                                         timeout) < 0
                                        ? -EIO
                                        : 1;
-                if (*ret_timeout > SYNC_TIMEOUT_MAX_USEC)
-                        *ret_timeout = SYNC_TIMEOUT_MAX_USEC;
+                if (*ret_timeout > cap)
+                        *ret_timeout = cap;
         }
         return 0;
 }
@@ -213,11 +214,19 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                                                       : "missing token for trigger %s/%s "
                                                         "(Authorization: Bearer or ?token=)",
                                                 ns, name);
+        if (t->hmac_secret_file && access(t->hmac_secret_file, R_OK) < 0) {
+                json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "reason", json_object_new_string("InvalidSource"));
+                return http_request_reply_error(req, 503, extra,
+                                                "trigger %s/%s cannot check signatures: "
+                                                "hmacSecretFile %s cannot be read",
+                                                ns, name, t->hmac_secret_file);
+        }
         if (t->hmac_secret_file && !check_signature(t->hmac_secret_file, req))
                 return http_request_reply_error(req, 401, NULL,
                                                 "missing or wrong X-Hub-Signature-256");
 
-        r = parse_sync(req, &sync, &timeout);
+        r = parse_sync(m, req, &sync, &timeout);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (http_parse_json_body(req, &body))
@@ -339,7 +348,12 @@ json_object *trigger_status_json(Manager *m, const Trigger *t)
         if (t->suspended)
                 json_object_array_add(conds, condition("False", "Suspended",
                                                        "spec.suspended is true"));
-        else if (missing) {
+        else if (t->type == TRIGGER_WEBHOOK && t->hmac_secret_file &&
+                 access(t->hmac_secret_file, R_OK) < 0) {
+                (void) asprintf(&msg, "hmacSecretFile %s cannot be read: %s",
+                                t->hmac_secret_file, strerror(errno));
+                json_object_array_add(conds, condition("False", "InvalidSource", strna(msg)));
+        } else if (missing) {
                 (void) asprintf(&msg, "target flow %s/%s not found", t->namespace, missing);
                 json_object_array_add(conds, condition("False", "PipelineNotFound", strna(msg)));
         } else if (t->type == TRIGGER_WEBHOOK)

@@ -65,7 +65,23 @@ wait "$loader"
 tb_wait 30 curl -sf http://127.0.0.1:8092/healthz
 new_pid=$(tb_run systemctl show -P MainPID arkevent.service)
 [ "$new_pid" != "$old_pid" ] || fail "the daemon was not restarted"
-tb_wait_sh 90 "curl -s http://127.0.0.1:8092/healthz | grep -q '\"runsActive\":0'"
+drained=0
+for _ in $(seq 180); do
+        tb_curl http://127.0.0.1:8092/healthz | grep -q '"runsActive":0' && { drained=1; break; }
+        sleep 0.5
+done
+if [ "$drained" = 0 ]; then
+        tb_healthz >&2
+        tb_run python3 -c "
+import sqlite3
+db = sqlite3.connect('file:/var/lib/arkevent/arkevent.db?mode=ro', uri=True)
+print(db.execute('SELECT state, COUNT(*) FROM runs GROUP BY state').fetchall())
+print(db.execute('SELECT state, COUNT(*) FROM activities GROUP BY state').fetchall())
+print(db.execute('SELECT state, COUNT(*) FROM attempts GROUP BY state').fetchall())
+print(db.execute(\"SELECT a.run_id, a.state, a.unit FROM activities a WHERE a.state NOT IN ('Succeeded', 'Pending') LIMIT 10\").fetchall())" >&2
+        tb_run systemctl list-units --all 'arkevent-*' --no-pager >&2 || true
+        fail "runs did not all finish after the restart"
+fi
 
 tb_run cat /tmp/burst.jsonl >"$ARKEVENT_BUILD_DIR/burst.jsonl"
 tb_api GET '/api/v1/runs?flow=note&limit=1000' >"$ARKEVENT_BUILD_DIR/burst-runs.json"
