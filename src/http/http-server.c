@@ -592,6 +592,11 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP timer: %m");
         (void) sd_event_source_set_description(s->timer_source, "http-timer");
+        /* sd-event's default accuracy (250 ms) would let a connection that MHD wants to handle
+         * at once (a resumed one, the next request on a kept-alive one) wait that long. */
+        r = sd_event_source_set_time_accuracy(s->timer_source, 1);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the HTTP timer's accuracy: %m");
 
         r = rearm_timer(s);
         if (r < 0)
