@@ -165,12 +165,19 @@ static int engine_add_run(Engine *e, Run *run)
 
 static void engine_remove_run(Engine *e, Run *run)
 {
-        for (size_t i = 0; i < e->n_runs; i++)
-                if (e->runs[i] == run) {
-                        memmove(e->runs + i, e->runs + i + 1, (e->n_runs - i - 1) * sizeof(Run *));
-                        e->n_runs--;
-                        return;
-                }
+        /* Sorted by id: binary search, then close the gap. */
+        size_t lo = 0, hi = e->n_runs;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (e->runs[mid]->id < run->id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < e->n_runs && e->runs[lo] == run) {
+                memmove(e->runs + lo, e->runs + lo + 1, (e->n_runs - lo - 1) * sizeof(Run *));
+                e->n_runs--;
+        }
 }
 
 unsigned engine_n_active_runs(Engine *e)
@@ -468,8 +475,9 @@ static void run_finish(Run *run)
         engine_remove_run(e, run);
         engine_prune_soon(e);
 
-        /* A slot of this flow may have freed up. */
-        for (size_t i = 0; i < e->n_runs; i++) {
+        /* A slot of this flow may have freed up (only a flow with a concurrency cap has runs
+         * waiting for one). */
+        for (size_t i = 0; run->flow->concurrency > 0 && i < e->n_runs; i++) {
                 Run *p = e->runs[i];
                 if (p->state == RUN_PENDING && p->committed && streq(p->ns, run->ns) &&
                     streq(p->flow_name, run->flow_name)) {
@@ -1035,9 +1043,13 @@ static int run_init_activities(Run *run)
 static void on_run_committed(Store *s, int error, void *userdata)
 {
         Engine *e = userdata;
+        size_t first = e->n_runs;
 
-        /* Everything created up to this commit may start now. */
-        for (size_t i = 0; i < e->n_runs; i++) {
+        /* Everything created up to this commit may start now. New runs have the highest ids, so
+         * the uncommitted ones are the tail of the array: no scan of a long backlog per commit. */
+        while (first > 0 && !e->runs[first - 1]->committed)
+                first--;
+        for (size_t i = first; i < e->n_runs; i++) {
                 Run *run = e->runs[i];
                 if (run->committed)
                         continue;
