@@ -36,6 +36,8 @@ struct Engine {
         EngineListener *listeners;
         size_t n_listeners;
         sd_event_source *prune_source;
+        QueueEntry *starts; /* attempts recorded in the open transaction, to start once committed */
+        size_t n_starts, n_starts_allocated;
 };
 
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
@@ -83,6 +85,7 @@ ActivityState activity_state_from_string(const char *s)
 }
 
 static void engine_dispatch(Engine *e);
+static void on_starts_committed(Store *s, int error, void *userdata);
 static void engine_prune_soon(Engine *e);
 static void run_advance(Run *run);
 static int activity_start_unit(Activity *a);
@@ -93,6 +96,7 @@ static void activity_done(Activity *a)
 {
         sd_event_source_disable_unref(a->retry_source);
         sd_bus_slot_unref(a->start_slot);
+        sd_bus_message_unref(a->start_msg);
         free(a->unit);
         free(a->invocation_id);
         free(a->result);
@@ -757,6 +761,124 @@ static void activity_unit_ended(Activity *a)
         activity_attempt_ended(a, s, reason);
 }
 
+/* ---- adopting a unit that may exist (after a restart) ----------------------------------- */
+
+static void activity_adopt(Activity *a);
+
+/* A start that never reached systemd: send it again, as the same attempt under the same unit
+ * name (systemd refuses a second start of a unit that is there: UnitExists). */
+static void activity_resend_start(Activity *a)
+{
+        Engine *e = a->run->engine;
+
+        if (e->n_units_in_flight > 0)
+                e->n_units_in_flight--;
+        if (a->run->n_active > 0)
+                a->run->n_active--;
+        a->attempt--;
+        a->state = ACTIVITY_QUEUED;
+        (void) activity_start_unit(a);
+}
+
+static bool activity_result_recorded(Activity *a)
+{
+        _cleanup_free_ char *probe = attempt_result_path(a);
+        /* ExecStopPost= writes it atomically (rename), so it is there whole or not at all. */
+        return probe && access(probe, F_OK) >= 0;
+}
+
+static void activity_adopt_running(Activity *a)
+{
+        if (a->state == ACTIVITY_STARTING)
+                activity_set_state(a, ACTIVITY_RUNNING);
+}
+
+static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *state = NULL;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) sd_bus_message_read(reply, "v", "s", &state);
+
+        if (activity_result_recorded(a)) {
+                activity_adopt_running(a);
+                activity_unit_ended(a);
+                return 0;
+        }
+        if (!state) {
+                /* Gone between the two calls: ask again from the start. */
+                activity_adopt(a);
+                return 0;
+        }
+        activity_adopt_running(a);
+        if (streq(state, "failed")) {
+                activity_unit_ended(a);
+                return 0;
+        }
+        /* "inactive" without a result: its start job has not run yet, so the next inactive
+         * state is not its end. Anything else: it has been active. */
+        a->seen_active = !streq(state, "inactive");
+        return 0;
+}
+
+static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *path;
+        int r;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+
+        if (sd_bus_message_is_method_error(reply, NULL) ||
+            sd_bus_message_read(reply, "o", &path) < 0) {
+                /* Not loaded: it ended (and its result is written down), or it never started. */
+                if (activity_result_recorded(a)) {
+                        activity_adopt_running(a);
+                        activity_unit_ended(a);
+                } else if (a->state == ACTIVITY_STARTING)
+                        activity_resend_start(a);
+                else {
+                        a->exit_code = -1;
+                        activity_attempt_ended(a, ACTIVITY_FAILED,
+                                               "the unit disappeared while arkevent was not "
+                                               "running");
+                }
+                return 0;
+        }
+        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                     "org.freedesktop.systemd1", path,
+                                     "org.freedesktop.DBus.Properties", "Get", on_adopt_state, a,
+                                     "ss", "org.freedesktop.systemd1.Unit", "ActiveState");
+        if (r < 0) {
+                activity_adopt_running(a);
+                a->seen_active = true;
+        }
+        return 0;
+}
+
+/* Finds out where a unit of ours stands (running, waiting for its start job, ended and
+ * recorded, or never started) without loading it, and takes it from there. */
+static void activity_adopt(Activity *a)
+{
+        int r;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                     "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "GetUnit",
+                                     on_adopt_get_unit, a, "s", a->unit);
+        if (r < 0) {
+                a->exit_code = -1;
+                activity_attempt_ended(a, ACTIVITY_FAILED, "cannot ask systemd about the unit");
+        }
+}
+
 static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
 {
         Activity *a = userdata;
@@ -774,17 +896,12 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
 
-        /* Started, or already there (a start we sent before a restart): either way it is ours
-         * now. If it already ended, its result file says so. */
-        activity_set_state(a, ACTIVITY_RUNNING);
         if (err) {
-                _cleanup_free_ char *probe = attempt_result_path(a);
-                /* It was there already, so it has been active: its next inactive state is its
-                 * end (no activating transition will be seen). */
-                a->seen_active = true;
-                if (probe && access(probe, F_OK) >= 0)
-                        activity_unit_ended(a);
+                /* Already there: a start we sent before a restart. Find out how far it got. */
+                activity_adopt(a);
+                return 0;
         }
+        activity_set_state(a, ACTIVITY_RUNNING);
         return 0;
 }
 
@@ -869,14 +986,67 @@ static int activity_start_unit(Activity *a)
         run->n_active++;
         activity_set_state(a, ACTIVITY_STARTING);
 
-        r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
-        if (r < 0) {
-                _cleanup_free_ char *reason = NULL;
-                (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
-                activity_attempt_ended(a, ACTIVITY_FAILED, reason);
-                return r;
+        /* systemd hears of the unit only once the attempt is committed: a kill -9 at any
+         * moment leaves either no unit, or a unit the store knows of. */
+        a->start_msg = TAKE_PTR(m);
+        if (e->n_starts >= e->n_starts_allocated) {
+                size_t n = MAX(64u, e->n_starts_allocated * 2);
+                QueueEntry *q = realloc(e->starts, n * sizeof(QueueEntry));
+                if (!q) {
+                        activity_attempt_ended(a, ACTIVITY_FAILED, "out of memory");
+                        return -ENOMEM;
+                }
+                e->starts = q;
+                e->n_starts_allocated = n;
+        }
+        e->starts[e->n_starts++] = (QueueEntry){ run->id, a->index };
+        if (e->n_starts == 1) {
+                r = store_on_commit(e->store, on_starts_committed, e);
+                if (r < 0) {
+                        e->n_starts = 0;
+                        activity_attempt_ended(a, ACTIVITY_FAILED, "cannot record the attempt");
+                        return r;
+                }
         }
         return 0;
+}
+
+static void on_starts_committed(Store *s, int error, void *userdata)
+{
+        Engine *e = userdata;
+        _cleanup_free_ QueueEntry *list = TAKE_PTR(e->starts);
+        size_t n = e->n_starts;
+
+        e->n_starts = e->n_starts_allocated = 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                _cleanup_free_ char *reason = NULL;
+                Run *run = engine_find_run(e, list[i].run_id);
+                Activity *a;
+                int r;
+
+                if (!run || list[i].index >= run->n_activities)
+                        continue;
+                a = &run->activities[list[i].index];
+                m = TAKE_PTR(a->start_msg);
+                if (!m || a->state != ACTIVITY_STARTING)
+                        continue;
+                if (error < 0) {
+                        (void) asprintf(&reason, "cannot record the attempt: %s", strerror(-error));
+                        activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                        continue;
+                }
+                if (run->ending) {
+                        /* Cancelled or failed meanwhile: the unit is not started at all. */
+                        activity_attempt_ended(a, ACTIVITY_CANCELLED, run->error ?: "run ended");
+                        continue;
+                }
+                r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+                if (r < 0) {
+                        (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
+                        activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                }
+        }
 }
 
 /* ---- the unit watcher -------------------------------------------------------------------- */
@@ -1241,71 +1411,6 @@ static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* ---- recovery ---------------------------------------------------------------------------- */
 
-static void on_get_unit_reply_adopt(Activity *a, bool exists)
-{
-        _cleanup_free_ char *probe = attempt_result_path(a);
-
-        if (probe && access(probe, F_OK) >= 0) {
-                activity_unit_ended(a);
-                return;
-        }
-        if (exists) {
-                a->seen_active = true; /* ended-or-running: the next inactive means ended */
-                return;
-        }
-        a->exit_code = -1;
-        activity_attempt_ended(a, ACTIVITY_FAILED,
-                               "the unit disappeared while arkevent was not running");
-}
-
-static int on_get_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-        Activity *a = userdata;
-        a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (!activity_state_is_active(a->state))
-                return 0;
-        on_get_unit_reply_adopt(a, !sd_bus_message_is_method_error(reply, NULL));
-        return 0;
-}
-
-/* A start that never reached systemd: send it again, as the same attempt under the same unit
- * name (systemd refuses a second start of a unit that is there: UnitExists). */
-static void activity_resend_start(Activity *a)
-{
-        Engine *e = a->run->engine;
-
-        if (e->n_units_in_flight > 0)
-                e->n_units_in_flight--;
-        if (a->run->n_active > 0)
-                a->run->n_active--;
-        a->attempt--;
-        a->state = ACTIVITY_QUEUED;
-        (void) activity_start_unit(a);
-}
-
-static int on_get_unit_reply_starting(sd_bus_message *reply, void *userdata,
-                                      sd_bus_error *ret_error)
-{
-        Activity *a = userdata;
-        _cleanup_free_ char *probe = NULL;
-        bool exists = !sd_bus_message_is_method_error(reply, NULL);
-
-        a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (a->state != ACTIVITY_STARTING)
-                return 0;
-        probe = attempt_result_path(a);
-        if (probe && access(probe, F_OK) >= 0) {
-                /* It ran and ended while arkevent was down; its ExecStopPost= wrote the result. */
-                activity_set_state(a, ACTIVITY_RUNNING);
-                activity_unit_ended(a);
-        } else if (exists) {
-                a->seen_active = true;
-                activity_set_state(a, ACTIVITY_RUNNING);
-        } else
-                activity_resend_start(a);
-        return 0;
-}
-
 static int recover_run(Engine *e, sqlite3_stmt *st)
 {
         _cleanup_(run_freep) Run *run = NULL;
@@ -1417,28 +1522,12 @@ int engine_recover(Engine *e)
                 for (size_t k = 0; k < run->n_activities; k++) {
                         Activity *a = &run->activities[k];
 
-                        if (a->state == ACTIVITY_RUNNING) {
-                                e->n_units_in_flight++;
-                                run->n_active++;
-                                r = sd_bus_call_method_async(
-                                        e->bus, &a->start_slot, "org.freedesktop.systemd1",
-                                        "/org/freedesktop/systemd1",
-                                        "org.freedesktop.systemd1.Manager", "GetUnit",
-                                        on_get_unit_reply, a, "s", a->unit);
-                                if (r < 0)
-                                        on_get_unit_reply_adopt(a, false);
-                        } else if (a->state == ACTIVITY_STARTING) {
+                        if (a->state == ACTIVITY_RUNNING || a->state == ACTIVITY_STARTING) {
                                 /* The start may or may not have reached systemd, and the unit
-                                 * may even have ended and been collected since: ask first. */
+                                 * may have ended and been collected since: ask first. */
                                 e->n_units_in_flight++;
                                 run->n_active++;
-                                r = sd_bus_call_method_async(
-                                        e->bus, &a->start_slot, "org.freedesktop.systemd1",
-                                        "/org/freedesktop/systemd1",
-                                        "org.freedesktop.systemd1.Manager", "GetUnit",
-                                        on_get_unit_reply_starting, a, "s", a->unit);
-                                if (r < 0)
-                                        activity_resend_start(a);
+                                activity_adopt(a);
                         } else if (a->state == ACTIVITY_QUEUED) {
                                 (void) queue_push(e, a);
                         } else if (a->state == ACTIVITY_WAITING) {
@@ -1570,6 +1659,7 @@ Engine *engine_free(Engine *e)
                 run_free(e->runs[i]);
         free(e->runs);
         free(e->queue);
+        free(e->starts);
         free(e->listeners);
         sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);

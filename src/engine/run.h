@@ -60,6 +60,7 @@ typedef struct Activity {
         char *announced_result;
         int announced_code, announced_status;
         uint64_t next_attempt_usec; /* CLOCK_REALTIME of the next attempt while Waiting */
+        sd_bus_message *start_msg; /* StartTransientUnit, held until the attempt is committed */
 } Activity;
 
 struct Run {

@@ -48,6 +48,13 @@ spec:
   targets: [{pipeline: slow}]
 ---
 kind: ArkEvent
+metadata: {name: replace, namespace: ai-team}
+spec:
+  source: {type: webhook}
+  concurrencyPolicy: Replace
+  targets: [{pipeline: slow}]
+---
+kind: ArkEvent
 metadata: {name: paused, namespace: ai-team}
 spec:
   source: {type: webhook}
@@ -152,6 +159,14 @@ assert_eq "$(code -X POST "$base/triggers/ai-team/unsigned-secret/fire?token=$(t
 # Forbid: a second fire while the first run goes is refused.
 assert_eq "$(code -X POST "$base/triggers/ai-team/forbid/fire?token=$(tok forbid)")" 202 "forbid first"
 assert_eq "$(code -X POST "$base/triggers/ai-team/forbid/fire?token=$(tok forbid)")" 409 "forbid second"
+
+# Replace: a second fire cancels the running run, then fires.
+r1=$(tb_curl -X POST "$base/triggers/ai-team/replace/fire?token=$(tok replace)" | json 'd["runs"][0]["id"]')
+tb_wait 20 systemctl is-active "arkevent-$r1-0-1.service"
+r2=$(tb_curl -X POST "$base/triggers/ai-team/replace/fire?token=$(tok replace)" | json 'd["runs"][0]["id"]')
+assert_eq "$(tb_wait_run "$r1")" Cancelled "replaced run"
+assert_contains "$(tb_api GET "/api/v1/runs/$r1" | json 'd["error"]')" "Replace" "why the run was cancelled"
+assert_eq "$(tb_wait_run "$r2")" Succeeded "replacing run"
 
 # Fan-out: three runs whose units overlap in time.
 fan=$(tb_curl -X POST "$base/triggers/ai-team/fan/fire?token=$(tok fan)")

@@ -305,8 +305,15 @@ tb_stop() {
 
         left=
         if [ -n "$TB_PIDNS" ]; then
-                left=$(tb_ns_members "$TB_PIDNS" pid)
-                [ -n "$left" ] || left=$(tb_ns_members "$TB_MNTNS" mnt)
+                # Processes killed with their namespace's PID 1 may take a moment to be reaped
+                # (longer on a loaded machine): give them that moment before calling it a leak.
+                deadline=$(($(tb_now_ms) + 5000))
+                while :; do
+                        left=$(tb_ns_members "$TB_PIDNS" pid)
+                        [ -n "$left" ] || left=$(tb_ns_members "$TB_MNTNS" mnt)
+                        [ -n "$left" ] && [ "$(tb_now_ms)" -lt "$deadline" ] || break
+                        sleep 0.05
+                done
         fi
         # Overlays of our stage visible on the host would mean a mount escaped the namespace.
         if findmnt -rn -t overlay -o OPTIONS 2>/dev/null | grep -qF "lowerdir=$TB_STAGE/"; then
