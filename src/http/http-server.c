@@ -22,6 +22,8 @@ struct HttpServer {
         HttpHandler handler;
         void *userdata;
         unsigned n_connections;
+        HttpRequest *requests; /* every request not yet freed */
+        bool stopping;
 };
 
 struct HttpRequest {
@@ -46,6 +48,7 @@ struct HttpRequest {
         char *log_fields[8];    /* extra journal fields of the access log entry */
         size_t n_log_fields;
         struct HttpStream *stream;
+        HttpRequest *prev, *next;
 };
 
 /* A streamed answer; owned by the MHD response, linked both ways with its request while both
@@ -65,6 +68,12 @@ static void request_free(HttpRequest *req)
 {
         if (!req)
                 return;
+        if (req->prev)
+                req->prev->next = req->next;
+        else if (req->server->requests == req)
+                req->server->requests = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
         if (req->pending)
                 MHD_destroy_response(req->pending);
         if (req->stream) {
@@ -189,6 +198,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
         if (!st->req)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (st->req->server->stopping)
+                return MHD_CONTENT_READER_END_OF_STREAM;
         n = st->read(st->req, buf, max, st->userdata);
         if (n < 0)
                 return MHD_CONTENT_READER_END_OF_STREAM;
@@ -359,6 +370,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
                 }
                 fill_peer(req);
                 req->start_usec = now_usec(CLOCK_MONOTONIC);
+                req->next = s->requests;
+                if (s->requests)
+                        s->requests->prev = req;
+                s->requests = req;
                 *con_cls = req;
 
                 /* Refuse an announced oversized body before reading it. */
@@ -532,6 +547,8 @@ static int timer_handler(sd_event_source *es, uint64_t usec, void *userdata)
 /* After a reply from outside MHD's callbacks, let MHD act on it in the next loop iteration. */
 static void http_server_kick(HttpServer *s)
 {
+        if (!s->timer_source)
+                return;
         if (sd_event_source_set_time(s->timer_source, 1) >= 0)
                 (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
 }
@@ -606,14 +623,44 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         return 0;
 }
 
+/* MHD refuses to stop with suspended connections: answer waiting requests (503), end parked
+ * streams, and let MHD take the connections back before stopping it. */
+static void http_server_release_suspended(HttpServer *s)
+{
+        bool any = false;
+
+        s->stopping = true;
+        for (HttpRequest *req = s->requests; req; req = req->next) {
+                if (req->suspended) {
+                        if (req->on_abort) {
+                                HttpAbortHandler f = TAKE_PTR(req->on_abort);
+                                f(req, req->userdata);
+                        }
+                        (void) http_request_reply_error(req, 503, NULL,
+                                                        "arkevent is shutting down; the run goes "
+                                                        "on");
+                        any = true;
+                } else if (req->stream && req->stream->parked) {
+                        req->stream->parked = false;
+                        MHD_resume_connection(req->connection);
+                        any = true;
+                }
+        }
+        if (any)
+                (void) MHD_run(s->mhd);
+}
+
 HttpServer *http_server_free(HttpServer *s)
 {
         if (!s)
                 return NULL;
         sd_event_source_disable_unref(s->io_source);
         sd_event_source_disable_unref(s->timer_source);
-        if (s->mhd)
+        s->io_source = s->timer_source = NULL;
+        if (s->mhd) {
+                http_server_release_suspended(s);
                 MHD_stop_daemon(s->mhd);
+        }
         sd_event_unref(s->event);
         free(s);
         return NULL;
