@@ -754,6 +754,12 @@ static void activity_unit_ended(Activity *a)
                          : a->announced_code == 3 ? "dumped"
                                                   : "");
                 snprintf(status, sizeof(status), "%i", a->announced_status);
+                /* The main process exited 0 but the unit failed with "exit-code": that can only
+                 * be our ExecStopPost= recorder (which systemd could not run, e.g. 219/CGROUP).
+                 * The step itself succeeded. */
+                if (streq_ptr(a->announced_result, "exit-code") && a->announced_code == 1 &&
+                    a->announced_status == 0)
+                        (void) free_and_strdup(&a->announced_result, "success");
                 (void) unit_result_interpret(a->announced_result ?: "resources", code, status,
                                              &a->exit_code, &a->result, &s, &reason);
         }
