@@ -138,6 +138,10 @@ int manager_reload(Manager *m)
 
         log_info("Reloading configuration and resources.");
         (void) manager_load_config(m);
+        if (m->engine)
+                engine_set_retention(m->engine,
+                                     (uint64_t) m->config.retention_days * 24 * 3600 * USEC_PER_SEC,
+                                     m->config.retention_max_runs);
         r = manager_load_resources(m);
         if (r < 0)
                 return r;

@@ -1570,6 +1570,13 @@ int engine_prune(Engine *e)
         return runs_prune(e->store, e->state_dir, &p, PRUNE_BATCH);
 }
 
+void engine_set_retention(Engine *e, uint64_t max_age_usec, unsigned max_runs)
+{
+        e->config.retention_usec = max_age_usec;
+        e->config.retention_max_runs = max_runs;
+        engine_prune_soon(e);
+}
+
 static int on_prune(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Engine *e = userdata;

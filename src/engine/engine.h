@@ -59,3 +59,5 @@ Store *engine_store(Engine *e);
 /* Applies the retention policy now (also done at start, hourly, and soon after runs end).
  * Returns the number of runs removed. */
 int engine_prune(Engine *e);
+/* Changes the retention policy (on reload); applied at the next pruning. */
+void engine_set_retention(Engine *e, uint64_t max_age_usec, unsigned max_runs);
