@@ -21,6 +21,18 @@ spec:
   source: {type: webhook}
   targets: [{pipeline: nap}]
 YAML
+tb_write /etc/arkevent.d/q2.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: long-nap}
+spec:
+  steps: [{name: n, run: "echo hi; sleep 6; echo rested"}]
+---
+kind: ArkEvent
+metadata: {name: long-nap}
+spec:
+  source: {type: webhook}
+  targets: [{pipeline: long-nap}]
+YAML
 tb_start_arkevent
 
 tb_write /tmp/quality.py <<'PY'
@@ -105,19 +117,6 @@ tb_wait 60 grep -q "16 sync waiters answered" /tmp/waiters.out
 
 # Stopping the daemon while requests wait (a sync fire, a followed log): they are answered or
 # ended, and the daemon exits cleanly; the run goes on.
-tb_write /etc/arkevent.d/q2.yaml <<'YAML'
-kind: ArkFlow
-metadata: {name: long-nap}
-spec:
-  steps: [{name: n, run: "echo hi; sleep 6; echo rested"}]
----
-kind: ArkEvent
-metadata: {name: long-nap}
-spec:
-  source: {type: webhook}
-  targets: [{pipeline: long-nap}]
-YAML
-tb_run systemctl reload arkevent.service
 LT=$(tb_run arkeventctl token default/long-nap)
 tb_run sh -c "curl -s -X POST 'http://127.0.0.1:8092/triggers/default/long-nap/fire?mode=sync&token=$LT' > /tmp/sync.out 2>&1 &"
 tb_wait 10 sh -c 'curl -s http://127.0.0.1:8092/healthz | grep -q "\"runsActive\":1"'
@@ -126,7 +125,13 @@ A=$(tb_api_token)
 tb_run sh -c "curl -sN -H 'Authorization: Bearer $A' 'http://127.0.0.1:8092/api/v1/runs/$rid/logs?follow=1' > /tmp/follow.out 2>&1 &"
 tb_wait 10 grep -q '"message":"hi"' /tmp/follow.out
 tb_run systemctl stop arkevent.service
-assert_eq "$(tb_run systemctl show -P Result arkevent.service)" success "daemon result after a stop with waiting requests"
+# libmicrohttpd aborts the process if it is stopped with suspended connections: no signal, no
+# such message. (Under the sanitizers, LeakSanitizer may fail at exit in the sandbox: the result
+# is then exit-code, which is not what this checks.)
+res=$(tb_run systemctl show -P Result arkevent.service)
+[ "$res" = success ] || { ldd "$ARKEVENT_BUILD_DIR/src/arkeventd" | grep -q libasan && [ "$res" = exit-code ]; } ||
+        fail "daemon result after a stop with waiting requests: $res"
+if tb_journal -u arkevent.service | grep -q "suspended connections"; then fail "libmicrohttpd aborted at stop"; fi
 tb_wait 10 grep -q '"status":503' /tmp/sync.out
 assert_eq "$(tb_wait_run "$rid" 30)" Succeeded "the run after the stop"
 log "ok"
