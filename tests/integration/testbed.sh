@@ -307,7 +307,7 @@ tb_stop() {
         if [ -n "$TB_PIDNS" ]; then
                 # Processes killed with their namespace's PID 1 may take a moment to be reaped
                 # (longer on a loaded machine): give them that moment before calling it a leak.
-                deadline=$(($(tb_now_ms) + 5000))
+                deadline=$(($(tb_now_ms) + 15000))
                 while :; do
                         left=$(tb_ns_members "$TB_PIDNS" pid)
                         [ -n "$left" ] || left=$(tb_ns_members "$TB_MNTNS" mnt)
@@ -321,6 +321,9 @@ tb_stop() {
         fi
         TB_PID=
         if [ -n "$left" ]; then
+                for p in $left; do
+                        case "$p" in [0-9]*) left+=" [$p: $(cat "/proc/$p/comm" 2>/dev/null) $(awk '/^State/ {print $2}' "/proc/$p/status" 2>/dev/null)]" ;; esac
+                done
                 log "FAIL: the sandbox left something behind: $left"
                 return 1
         fi
