@@ -48,6 +48,9 @@ static const ConfigKey config_keys[] = {
         KEY("webhooks.backoff.initialSec", CONFIG_UINT64, webhook_backoff_initial_sec),
         KEY("webhooks.backoff.maxSec", CONFIG_UINT64, webhook_backoff_max_sec),
         KEY("webhooks.shutdownGraceSec", CONFIG_UINT64, webhook_shutdown_grace_sec),
+        KEY("retention.days", CONFIG_UNSIGNED, retention_days),
+        KEY("retention.maxRuns", CONFIG_UNSIGNED, retention_max_runs),
+        KEY("http.syncTimeoutMaxSeconds", CONFIG_UNSIGNED, sync_timeout_max_sec),
 };
 
 int config_init(Config *c)
@@ -56,8 +59,8 @@ int config_init(Config *c)
                 .log_level = LOG_INFO,
                 .port = 8092,
                 .max_body_bytes = 1024 * 1024,
-                .max_connections = 1024,
-                .max_connections_per_ip = 256,
+                .max_connections = 4096,
+                .max_connections_per_ip = 1024,
                 .connection_timeout_sec = 30,
                 .max_units_in_flight = 64,
                 .max_queued_runs = 10000,
@@ -70,6 +73,9 @@ int config_init(Config *c)
                 .webhook_backoff_initial_sec = 1,
                 .webhook_backoff_max_sec = 300,
                 .webhook_shutdown_grace_sec = 5,
+                .retention_days = 30,
+                .retention_max_runs = 10000,
+                .sync_timeout_max_sec = 3600,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);

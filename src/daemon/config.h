@@ -50,6 +50,10 @@ typedef struct Config {
         uint64_t webhook_backoff_initial_sec;
         uint64_t webhook_backoff_max_sec;
         uint64_t webhook_shutdown_grace_sec;
+        /* run retention */
+        unsigned retention_days;     /* 0: no age limit */
+        unsigned retention_max_runs; /* 0: no count limit */
+        unsigned sync_timeout_max_sec; /* cap of ?mode=sync&timeout= */
 } Config;
 
 /* Fills in the defaults. */

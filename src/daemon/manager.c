@@ -167,6 +167,10 @@ int manager_reload(Manager *m)
 
         log_info("Reloading configuration and resources.");
         (void) manager_load_config(m);
+        if (m->engine)
+                engine_set_retention(m->engine,
+                                     (uint64_t) m->config.retention_days * 24 * 3600 * USEC_PER_SEC,
+                                     m->config.retention_max_runs);
         r = manager_load_resources(m);
         if (r < 0)
                 return r;
@@ -326,6 +330,8 @@ static int manager_setup_engine(Manager *m)
                 .max_queued_runs = m->config.max_queued_runs,
                 .output_max_bytes = 1024 * 1024,
                 .sandbox = step_sandbox_from_string(m->config.step_sandbox),
+                .retention_usec = (uint64_t) m->config.retention_days * 24 * 3600 * USEC_PER_SEC,
+                .retention_max_runs = m->config.retention_max_runs,
         };
         EngineListener l = {
                 .run_changed = on_run_changed,

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "engine.h"
+#include "engine/run-retention.h"
 #include "engine/unit-start.h"
 #include "model/loader.h"
 #include "model/template.h"
@@ -34,8 +35,14 @@ struct Engine {
         sd_bus_slot *match_slot;
         EngineListener *listeners;
         size_t n_listeners;
-        sd_event_source *dispatch_source; /* starts queued activities on the next turn */
+        sd_event_source *prune_source;
+        QueueEntry *starts; /* attempts recorded in the open transaction, to start once committed */
+        size_t n_starts, n_starts_allocated;
 };
+
+#define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
+#define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
+#define PRUNE_BATCH 500
 
 static const char *const run_state_table[_RUN_STATE_MAX] = {
         [RUN_PENDING] = "Pending",     [RUN_RUNNING] = "Running",
@@ -78,6 +85,8 @@ ActivityState activity_state_from_string(const char *s)
 }
 
 static void engine_dispatch(Engine *e);
+static void on_starts_committed(Store *s, int error, void *userdata);
+static void engine_prune_soon(Engine *e);
 static void run_advance(Run *run);
 static int activity_start_unit(Activity *a);
 
@@ -87,6 +96,7 @@ static void activity_done(Activity *a)
 {
         sd_event_source_disable_unref(a->retry_source);
         sd_bus_slot_unref(a->start_slot);
+        sd_bus_message_unref(a->start_msg);
         free(a->unit);
         free(a->invocation_id);
         free(a->result);
@@ -159,12 +169,19 @@ static int engine_add_run(Engine *e, Run *run)
 
 static void engine_remove_run(Engine *e, Run *run)
 {
-        for (size_t i = 0; i < e->n_runs; i++)
-                if (e->runs[i] == run) {
-                        memmove(e->runs + i, e->runs + i + 1, (e->n_runs - i - 1) * sizeof(Run *));
-                        e->n_runs--;
-                        return;
-                }
+        /* Sorted by id: binary search, then close the gap. */
+        size_t lo = 0, hi = e->n_runs;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (e->runs[mid]->id < run->id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < e->n_runs && e->runs[lo] == run) {
+                memmove(e->runs + lo, e->runs + lo + 1, (e->n_runs - lo - 1) * sizeof(Run *));
+                e->n_runs--;
+        }
 }
 
 unsigned engine_n_active_runs(Engine *e)
@@ -346,29 +363,6 @@ static Activity *queue_pop(Engine *e)
         return NULL;
 }
 
-static int on_dispatch_soon(sd_event_source *s, void *userdata)
-{
-        engine_dispatch(userdata);
-        return 0;
-}
-
-/* A unit slot freed by a run's last activity serves the queue on the next turn, outside the
- * callers that are still walking their runs. */
-static void engine_dispatch_soon(Engine *e)
-{
-        if (e->queue_len == 0)
-                return;
-        if (!e->dispatch_source) {
-                if (sd_event_add_defer(e->event, &e->dispatch_source, on_dispatch_soon, e) < 0) {
-                        log_oom();
-                        return;
-                }
-                (void) sd_event_source_set_description(e->dispatch_source, "engine-dispatch");
-                return;
-        }
-        (void) sd_event_source_set_enabled(e->dispatch_source, SD_EVENT_ONESHOT);
-}
-
 static void engine_dispatch(Engine *e)
 {
         while (e->n_units_in_flight < e->config.max_units_in_flight) {
@@ -483,9 +477,11 @@ static void run_finish(Run *run)
         sd_event_source_disable_unref(TAKE_PTR(run->timeout_source));
         notify_run(run);
         engine_remove_run(e, run);
+        engine_prune_soon(e);
 
-        /* A slot of this flow may have freed up. */
-        for (size_t i = 0; i < e->n_runs; i++) {
+        /* A slot of this flow may have freed up (only a flow with a concurrency cap has runs
+         * waiting for one). */
+        for (size_t i = 0; run->flow->concurrency > 0 && i < e->n_runs; i++) {
                 Run *p = e->runs[i];
                 if (p->state == RUN_PENDING && p->committed && streq(p->ns, run->ns) &&
                     streq(p->flow_name, run->flow_name)) {
@@ -494,7 +490,6 @@ static void run_finish(Run *run)
                 }
         }
         run_free(run);
-        engine_dispatch_soon(e);
 }
 
 static unsigned flow_running_runs(Engine *e, const char *ns, const char *name)
@@ -649,6 +644,11 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                 for (unsigned i = 1; i < a->attempt && backoff < 3600 * USEC_PER_SEC; i++)
                         backoff *= 2;
                 (void) free_and_strdup(&a->reason, reason);
+                /* When the retry is due is stored too: a restart keeps the backoff. */
+                a->next_attempt_usec = now_usec(CLOCK_REALTIME) + backoff;
+                (void) store_exec(e->store, NULL,
+                                  "UPDATE activities SET next_attempt_usec=? WHERE id=?", "ii",
+                                  (int64_t) a->next_attempt_usec, a->id);
                 activity_set_state(a, ACTIVITY_WAITING);
                 if (sd_event_add_time_relative(e->event, &a->retry_source, CLOCK_MONOTONIC,
                                                backoff, 0, on_retry, a) < 0)
@@ -668,7 +668,9 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                                 reason ? ": " : "", strempty(reason));
                 run_fail(run, RUN_FAILED, err);
         }
-        run_advance(run);
+        run_advance(run); /* may free run */
+        /* The unit slot is free: whatever waits in the queue, of any run, may start. */
+        engine_dispatch(e);
 }
 
 static char *activity_path(Activity *a, const char *suffix)
@@ -752,11 +754,135 @@ static void activity_unit_ended(Activity *a)
                          : a->announced_code == 3 ? "dumped"
                                                   : "");
                 snprintf(status, sizeof(status), "%i", a->announced_status);
+                /* The main process exited 0 but the unit failed with "exit-code": that can only
+                 * be our ExecStopPost= recorder (which systemd could not run, e.g. 219/CGROUP).
+                 * The step itself succeeded. */
+                if (streq_ptr(a->announced_result, "exit-code") && a->announced_code == 1 &&
+                    a->announced_status == 0)
+                        (void) free_and_strdup(&a->announced_result, "success");
                 (void) unit_result_interpret(a->announced_result ?: "resources", code, status,
                                              &a->exit_code, &a->result, &s, &reason);
         }
         activity_read_output(a);
         activity_attempt_ended(a, s, reason);
+}
+
+/* ---- adopting a unit that may exist (after a restart) ----------------------------------- */
+
+static void activity_adopt(Activity *a);
+
+/* A start that never reached systemd: send it again, as the same attempt under the same unit
+ * name (systemd refuses a second start of a unit that is there: UnitExists). */
+static void activity_resend_start(Activity *a)
+{
+        Engine *e = a->run->engine;
+
+        if (e->n_units_in_flight > 0)
+                e->n_units_in_flight--;
+        if (a->run->n_active > 0)
+                a->run->n_active--;
+        a->attempt--;
+        a->state = ACTIVITY_QUEUED;
+        (void) activity_start_unit(a);
+}
+
+static bool activity_result_recorded(Activity *a)
+{
+        _cleanup_free_ char *probe = attempt_result_path(a);
+        /* ExecStopPost= writes it atomically (rename), so it is there whole or not at all. */
+        return probe && access(probe, F_OK) >= 0;
+}
+
+static void activity_adopt_running(Activity *a)
+{
+        if (a->state == ACTIVITY_STARTING)
+                activity_set_state(a, ACTIVITY_RUNNING);
+}
+
+static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *state = NULL;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) sd_bus_message_read(reply, "v", "s", &state);
+
+        if (activity_result_recorded(a)) {
+                activity_adopt_running(a);
+                activity_unit_ended(a);
+                return 0;
+        }
+        if (!state) {
+                /* Gone between the two calls: ask again from the start. */
+                activity_adopt(a);
+                return 0;
+        }
+        activity_adopt_running(a);
+        if (streq(state, "failed")) {
+                activity_unit_ended(a);
+                return 0;
+        }
+        /* "inactive" without a result: its start job has not run yet, so the next inactive
+         * state is not its end. Anything else: it has been active. */
+        a->seen_active = !streq(state, "inactive");
+        return 0;
+}
+
+static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *path;
+        int r;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+
+        if (sd_bus_message_is_method_error(reply, NULL) ||
+            sd_bus_message_read(reply, "o", &path) < 0) {
+                /* Not loaded: it ended (and its result is written down), or it never started. */
+                if (activity_result_recorded(a)) {
+                        activity_adopt_running(a);
+                        activity_unit_ended(a);
+                } else if (a->state == ACTIVITY_STARTING)
+                        activity_resend_start(a);
+                else {
+                        a->exit_code = -1;
+                        activity_attempt_ended(a, ACTIVITY_FAILED,
+                                               "the unit disappeared while arkevent was not "
+                                               "running");
+                }
+                return 0;
+        }
+        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                     "org.freedesktop.systemd1", path,
+                                     "org.freedesktop.DBus.Properties", "Get", on_adopt_state, a,
+                                     "ss", "org.freedesktop.systemd1.Unit", "ActiveState");
+        if (r < 0) {
+                activity_adopt_running(a);
+                a->seen_active = true;
+        }
+        return 0;
+}
+
+/* Finds out where a unit of ours stands (running, waiting for its start job, ended and
+ * recorded, or never started) without loading it, and takes it from there. */
+static void activity_adopt(Activity *a)
+{
+        int r;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                     "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "GetUnit",
+                                     on_adopt_get_unit, a, "s", a->unit);
+        if (r < 0) {
+                a->exit_code = -1;
+                activity_attempt_ended(a, ACTIVITY_FAILED, "cannot ask systemd about the unit");
+        }
 }
 
 static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
@@ -776,16 +902,12 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
 
-        /* Started, or already there (a start we sent before a restart): either way it is ours
-         * now. If it already ended, its result file says so. */
-        activity_set_state(a, ACTIVITY_RUNNING);
         if (err) {
-                ActivityState s;
-                _cleanup_free_ char *probe = attempt_result_path(a);
-                if (probe && access(probe, F_OK) >= 0)
-                        activity_unit_ended(a);
-                (void) s;
+                /* Already there: a start we sent before a restart. Find out how far it got. */
+                activity_adopt(a);
+                return 0;
         }
+        activity_set_state(a, ACTIVITY_RUNNING);
         return 0;
 }
 
@@ -871,14 +993,67 @@ static int activity_start_unit(Activity *a)
         run->n_active++;
         activity_set_state(a, ACTIVITY_STARTING);
 
-        r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
-        if (r < 0) {
-                _cleanup_free_ char *reason = NULL;
-                (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
-                activity_attempt_ended(a, ACTIVITY_FAILED, reason);
-                return r;
+        /* systemd hears of the unit only once the attempt is committed: a kill -9 at any
+         * moment leaves either no unit, or a unit the store knows of. */
+        a->start_msg = TAKE_PTR(m);
+        if (e->n_starts >= e->n_starts_allocated) {
+                size_t n = MAX(64u, e->n_starts_allocated * 2);
+                QueueEntry *q = realloc(e->starts, n * sizeof(QueueEntry));
+                if (!q) {
+                        activity_attempt_ended(a, ACTIVITY_FAILED, "out of memory");
+                        return -ENOMEM;
+                }
+                e->starts = q;
+                e->n_starts_allocated = n;
+        }
+        e->starts[e->n_starts++] = (QueueEntry){ run->id, a->index };
+        if (e->n_starts == 1) {
+                r = store_on_commit(e->store, on_starts_committed, e);
+                if (r < 0) {
+                        e->n_starts = 0;
+                        activity_attempt_ended(a, ACTIVITY_FAILED, "cannot record the attempt");
+                        return r;
+                }
         }
         return 0;
+}
+
+static void on_starts_committed(Store *s, int error, void *userdata)
+{
+        Engine *e = userdata;
+        _cleanup_free_ QueueEntry *list = TAKE_PTR(e->starts);
+        size_t n = e->n_starts;
+
+        e->n_starts = e->n_starts_allocated = 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                _cleanup_free_ char *reason = NULL;
+                Run *run = engine_find_run(e, list[i].run_id);
+                Activity *a;
+                int r;
+
+                if (!run || list[i].index >= run->n_activities)
+                        continue;
+                a = &run->activities[list[i].index];
+                m = TAKE_PTR(a->start_msg);
+                if (!m || a->state != ACTIVITY_STARTING)
+                        continue;
+                if (error < 0) {
+                        (void) asprintf(&reason, "cannot record the attempt: %s", strerror(-error));
+                        activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                        continue;
+                }
+                if (run->ending) {
+                        /* Cancelled or failed meanwhile: the unit is not started at all. */
+                        activity_attempt_ended(a, ACTIVITY_CANCELLED, run->error ?: "run ended");
+                        continue;
+                }
+                r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+                if (r < 0) {
+                        (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
+                        activity_attempt_ended(a, ACTIVITY_FAILED, reason);
+                }
+        }
 }
 
 /* ---- the unit watcher -------------------------------------------------------------------- */
@@ -974,7 +1149,39 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 /* ---- submit, cancel, timeout ------------------------------------------------------------- */
 
-static int run_prepare_dirs(Run *run)
+/* The run's input as a file for its steps. Not fsync'ed: the store holds the input durably (and
+ * group-committed), and recovery writes the file again from it, so a fire costs no fsync of its
+ * own. */
+static int write_input_file(const char *path, const char *text)
+{
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = strlen(text);
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        /* Readable by steps that run as another user, whatever the daemon's umask. */
+        if (fchmod(fd, 0644) < 0)
+                return -errno;
+        while (n > 0) {
+                ssize_t w = write(fd, text, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                text += w;
+                n -= (size_t) w;
+        }
+        if (rename(tmp, path) < 0)
+                return -errno;
+        return 0;
+}
+
+static int run_prepare_dirs(Run *run, bool recovering)
 {
         _cleanup_free_ char *meta = NULL, *input = NULL;
         int r;
@@ -991,12 +1198,11 @@ static int run_prepare_dirs(Run *run)
         r = mkdir_p(meta, 0755);
         if (r < 0)
                 return r;
-        if (access(input, F_OK) < 0)
-                return write_file_atomic(input,
-                                         json_object_to_json_string_ext(
-                                                 run->input, JSON_C_TO_STRING_PLAIN |
-                                                                     JSON_C_TO_STRING_NOSLASHESCAPE),
-                                         0644);
+        if (recovering || access(input, F_OK) < 0)
+                return write_input_file(input,
+                                        json_object_to_json_string_ext(
+                                                run->input, JSON_C_TO_STRING_PLAIN |
+                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
         return 0;
 }
 
@@ -1045,9 +1251,13 @@ static int run_init_activities(Run *run)
 static void on_run_committed(Store *s, int error, void *userdata)
 {
         Engine *e = userdata;
+        size_t first = e->n_runs;
 
-        /* Everything created up to this commit may start now. */
-        for (size_t i = 0; i < e->n_runs; i++) {
+        /* Everything created up to this commit may start now. New runs have the highest ids, so
+         * the uncommitted ones are the tail of the array: no scan of a long backlog per commit. */
+        while (first > 0 && !e->runs[first - 1]->committed)
+                first--;
+        for (size_t i = first; i < e->n_runs; i++) {
                 Run *run = e->runs[i];
                 if (run->committed)
                         continue;
@@ -1137,7 +1347,7 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
         (void) store_exec(e->store, NULL, "UPDATE runs SET name=? WHERE id=?", "si", run->name,
                           run->id);
 
-        r = run_prepare_dirs(run);
+        r = run_prepare_dirs(run, false);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the workspace of run %" PRIi64 ": %m",
                                        run->id);
@@ -1239,33 +1449,6 @@ static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* ---- recovery ---------------------------------------------------------------------------- */
 
-static void on_get_unit_reply_adopt(Activity *a, bool exists)
-{
-        _cleanup_free_ char *probe = attempt_result_path(a);
-
-        if (probe && access(probe, F_OK) >= 0) {
-                activity_unit_ended(a);
-                return;
-        }
-        if (exists) {
-                a->seen_active = true; /* ended-or-running: the next inactive means ended */
-                return;
-        }
-        a->exit_code = -1;
-        activity_attempt_ended(a, ACTIVITY_FAILED,
-                               "the unit disappeared while arkevent was not running");
-}
-
-static int on_get_unit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-        Activity *a = userdata;
-        a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (!activity_state_is_active(a->state))
-                return 0;
-        on_get_unit_reply_adopt(a, !sd_bus_message_is_method_error(reply, NULL));
-        return 0;
-}
-
 static int recover_run(Engine *e, sqlite3_stmt *st)
 {
         _cleanup_(run_freep) Run *run = NULL;
@@ -1300,14 +1483,14 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         r = run_init_activities(run);
         if (r < 0)
                 return r;
-        r = run_prepare_dirs(run);
+        r = run_prepare_dirs(run, true);
         if (r < 0)
                 return r;
 
         r = store_query(e->store, &act,
                         "SELECT step_index, id, state, attempts, exit_code, result, unit, "
                         "invocation_id, output, reason, created_usec, started_usec, "
-                        "finished_usec FROM activities WHERE run_id=?",
+                        "finished_usec, next_attempt_usec FROM activities WHERE run_id=?",
                         "i", run->id);
         if (r < 0)
                 return r;
@@ -1331,6 +1514,7 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
                 a->created_usec = (uint64_t) sqlite3_column_int64(act, 10);
                 a->started_usec = (uint64_t) sqlite3_column_int64(act, 11);
                 a->finished_usec = (uint64_t) sqlite3_column_int64(act, 12);
+                a->next_attempt_usec = (uint64_t) sqlite3_column_int64(act, 13);
                 if (a->state < 0)
                         a->state = ACTIVITY_PENDING;
         }
@@ -1376,24 +1560,22 @@ int engine_recover(Engine *e)
                 for (size_t k = 0; k < run->n_activities; k++) {
                         Activity *a = &run->activities[k];
 
-                        if (a->state == ACTIVITY_RUNNING) {
+                        if (a->state == ACTIVITY_RUNNING || a->state == ACTIVITY_STARTING) {
+                                /* The start may or may not have reached systemd, and the unit
+                                 * may have ended and been collected since: ask first. */
                                 e->n_units_in_flight++;
                                 run->n_active++;
-                                r = sd_bus_call_method_async(
-                                        e->bus, &a->start_slot, "org.freedesktop.systemd1",
-                                        "/org/freedesktop/systemd1",
-                                        "org.freedesktop.systemd1.Manager", "GetUnit",
-                                        on_get_unit_reply, a, "s", a->unit);
-                                if (r < 0)
-                                        on_get_unit_reply_adopt(a, false);
-                        } else if (a->state == ACTIVITY_STARTING) {
-                                /* Re-send the same attempt. */
-                                a->attempt--;
-                                a->state = ACTIVITY_QUEUED;
-                                (void) activity_start_unit(a);
+                                activity_adopt(a);
                         } else if (a->state == ACTIVITY_QUEUED) {
                                 (void) queue_push(e, a);
                         } else if (a->state == ACTIVITY_WAITING) {
+                                uint64_t now = now_usec(CLOCK_REALTIME);
+                                if (a->next_attempt_usec > now &&
+                                    sd_event_add_time_relative(e->event, &a->retry_source,
+                                                               CLOCK_MONOTONIC,
+                                                               a->next_attempt_usec - now, 0,
+                                                               on_retry, a) >= 0)
+                                        continue;
                                 a->state = ACTIVITY_QUEUED;
                                 (void) queue_push(e, a);
                         }
@@ -1407,6 +1589,52 @@ int engine_recover(Engine *e)
         }
         engine_dispatch(e);
         return (int) n;
+}
+
+/* ---- retention --------------------------------------------------------------------------- */
+
+int engine_prune(Engine *e)
+{
+        RetentionPolicy p = {
+                .max_age_usec = e->config.retention_usec,
+                .max_runs = e->config.retention_max_runs,
+        };
+        return runs_prune(e->store, e->state_dir, &p, PRUNE_BATCH);
+}
+
+void engine_set_retention(Engine *e, uint64_t max_age_usec, unsigned max_runs)
+{
+        e->config.retention_usec = max_age_usec;
+        e->config.retention_max_runs = max_runs;
+        engine_prune_soon(e);
+}
+
+static int on_prune(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Engine *e = userdata;
+        int r;
+
+        r = engine_prune(e);
+        if (r < 0)
+                log_warning_errno(r, "Retention failed, ignoring: %m");
+        /* A full batch: more are due, go on soon without holding the loop. */
+        (void) sd_event_source_set_time_relative(
+                s, r >= PRUNE_BATCH ? 100 * USEC_PER_MSEC : PRUNE_INTERVAL_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+/* After a run ends, the count limit may be passed: prune within a moment, once for many runs. */
+static void engine_prune_soon(Engine *e)
+{
+        uint64_t next, soon;
+
+        if (!e->prune_source || e->config.retention_max_runs == 0)
+                return;
+        if (sd_event_source_get_time(e->prune_source, &next) < 0)
+                return;
+        soon = now_usec(CLOCK_MONOTONIC) + PRUNE_SOON_USEC;
+        if (next > soon)
+                (void) sd_event_source_set_time(e->prune_source, soon);
 }
 
 /* ---- setup ------------------------------------------------------------------------------- */
@@ -1456,6 +1684,14 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
 
+        /* Retention: once right after start (with directories left by a crash), then hourly. */
+        (void) runs_prune_orphans(store, e->state_dir);
+        r = sd_event_add_time_relative(event, &e->prune_source, CLOCK_MONOTONIC, 0, 0, on_prune,
+                                       e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the retention timer: %m");
+        (void) sd_event_source_set_description(e->prune_source, "retention");
+
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -1468,8 +1704,9 @@ Engine *engine_free(Engine *e)
                 run_free(e->runs[i]);
         free(e->runs);
         free(e->queue);
+        free(e->starts);
         free(e->listeners);
-        sd_event_source_disable_unref(e->dispatch_source);
+        sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);
         sd_bus_unref(e->bus);
         sd_event_unref(e->event);

@@ -15,6 +15,8 @@ typedef struct EngineConfig {
         unsigned max_queued_runs;
         uint64_t output_max_bytes;
         int sandbox; /* StepSandbox */
+        uint64_t retention_usec;     /* ended runs older than this are removed; 0: kept */
+        unsigned retention_max_runs; /* ended runs kept at most; 0: no limit */
 } EngineConfig;
 
 /* Told about state changes, in order; for D-Bus signals, webhooks, flow-output triggers and
@@ -54,3 +56,8 @@ unsigned engine_n_active_runs(Engine *e);
 unsigned engine_n_queued_runs(Engine *e);
 unsigned engine_n_units_in_flight(Engine *e);
 Store *engine_store(Engine *e);
+/* Applies the retention policy now (also done at start, hourly, and soon after runs end).
+ * Returns the number of runs removed. */
+int engine_prune(Engine *e);
+/* Changes the retention policy (on reload); applied at the next pruning. */
+void engine_set_retention(Engine *e, uint64_t max_age_usec, unsigned max_runs);

@@ -59,6 +59,8 @@ typedef struct Activity {
         /* Last values systemd announced for the unit, in case the result file is missing. */
         char *announced_result;
         int announced_code, announced_status;
+        uint64_t next_attempt_usec; /* CLOCK_REALTIME of the next attempt while Waiting */
+        sd_bus_message *start_msg; /* StartTransientUnit, held until the attempt is committed */
 } Activity;
 
 struct Run {

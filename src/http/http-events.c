@@ -12,30 +12,71 @@
 #include "shared/time-util.h"
 #include "shared/token.h"
 
+/* A reader of one run's events. The engine's listeners append to its buffer while the run goes
+ * on; the HTTP server drains it (http_request_reply_stream) and frees the subscriber once the
+ * connection is gone. */
 typedef struct Subscriber {
         HttpRequest *req;
         int64_t run_id;
+        char *buf;
+        size_t off, len, allocated;
+        bool ended;  /* nothing more will be appended: end the answer once drained */
         struct Subscriber *next;
 } Subscriber;
 
 static Subscriber *subscribers;
 
-static void subscriber_remove(Subscriber *s)
+static void subscriber_unlink(Subscriber *s)
 {
         for (Subscriber **p = &subscribers; *p; p = &(*p)->next)
                 if (*p == s) {
                         *p = s->next;
-                        free(s);
                         return;
                 }
 }
 
-static void on_stream_abort(HttpRequest *req, void *userdata)
+static Subscriber *subscriber_free(Subscriber *s)
 {
-        subscriber_remove(userdata);
+        if (!s)
+                return NULL;
+        subscriber_unlink(s);
+        free(s->buf);
+        free(s);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Subscriber *, subscriber_free);
+
+static ssize_t subscriber_read(HttpRequest *req, char *buf, size_t max, void *userdata)
+{
+        Subscriber *s = userdata;
+        size_t n;
+
+        if (s->len > s->off) {
+                n = MIN(max, s->len - s->off);
+                memcpy(buf, s->buf + s->off, n);
+                s->off += n;
+                if (s->off == s->len)
+                        s->off = s->len = 0;
+                return (ssize_t) n;
+        }
+        return s->ended ? -1 : 0;
 }
 
-static int send_event(HttpRequest *req, json_object *data)
+static void subscriber_done(void *userdata)
+{
+        subscriber_free(userdata);
+}
+
+/* Ends the stream once what is buffered has gone out; the listeners forget it. */
+static void subscriber_end(Subscriber *s)
+{
+        s->ended = true;
+        subscriber_unlink(s);
+        if (s->req)
+                http_request_stream_wake(s->req);
+}
+
+static int send_event(Subscriber *s, json_object *data)
 {
         _cleanup_free_ char *line = NULL;
         const char *text = json_object_to_json_string_ext(
@@ -44,7 +85,23 @@ static int send_event(HttpRequest *req, json_object *data)
 
         if (n < 0)
                 return -ENOMEM;
-        return http_request_stream_write(req, line, (size_t) n);
+        if (s->len + (size_t) n > s->allocated) {
+                size_t k = MAX(s->allocated * 2, s->len + (size_t) n);
+                char *b;
+
+                if (k > 16 * 1024 * 1024)
+                        return -ENOBUFS; /* a reader that does not read */
+                b = realloc(s->buf, k);
+                if (!b)
+                        return -ENOMEM;
+                s->buf = b;
+                s->allocated = k;
+        }
+        memcpy(s->buf + s->len, line, (size_t) n);
+        s->len += (size_t) n;
+        if (s->req)
+                http_request_stream_wake(s->req);
+        return 0;
 }
 
 static void add_now(json_object *o, uint64_t usec)
@@ -100,10 +157,8 @@ static void on_run_changed(Run *run, void *userdata)
                 if (s->run_id != run->id)
                         continue;
                 o = run_event_json(run);
-                if (!o || send_event(s->req, o) < 0 || run_state_is_final(run->state)) {
-                        (void) http_request_stream_end(s->req);
-                        subscriber_remove(s);
-                }
+                if (!o || send_event(s, o) < 0 || run_state_is_final(run->state))
+                        subscriber_end(s);
         }
 }
 
@@ -118,10 +173,8 @@ static void on_activity_changed(Activity *a, void *userdata)
                 if (s->run_id != a->run->id)
                         continue;
                 o = activity_event_json(a);
-                if (!o || send_event(s->req, o) < 0) {
-                        (void) http_request_stream_end(s->req);
-                        subscriber_remove(s);
-                }
+                if (!o || send_event(s, o) < 0)
+                        subscriber_end(s);
         }
 }
 
@@ -136,7 +189,7 @@ int http_events_setup(Manager *m)
 
 /* The events table as it was recorded: "run" rows without data are the creation (Pending) and
  * the start (Running); the others carry their state. */
-static int send_past_events(Store *store, HttpRequest *req, int64_t id)
+static int send_past_events(Store *store, Subscriber *s, int64_t id)
 {
         sqlite3_stmt *st;
         unsigned n_bare_runs = 0;
@@ -171,7 +224,7 @@ static int send_past_events(Store *store, HttpRequest *req, int64_t id)
                         json_object_new_string(format_rfc3339(
                                 buf, (uint64_t) sqlite3_column_int64(st, 0), true)));
                 json_object_object_add(o, "past", json_object_new_boolean(true));
-                r = send_event(req, o);
+                r = send_event(s, o);
                 if (r < 0)
                         break;
         }
@@ -181,11 +234,10 @@ static int send_past_events(Store *store, HttpRequest *req, int64_t id)
 
 int route_runs_events(Manager *m, HttpRequest *req, char **captures)
 {
-        static const char *const headers[] = { "Cache-Control", "no-cache", "X-Accel-Buffering",
-                                               "no", NULL };
         const char *qtoken = http_request_query(req, "token");
+        _cleanup_(subscriber_freep) Subscriber *s = NULL;
         _cleanup_free_ char *state = NULL;
-        Subscriber *s;
+        Subscriber *sub;
         sqlite3_stmt *st;
         char *end;
         int64_t id;
@@ -210,22 +262,26 @@ int route_runs_events(Manager *m, HttpRequest *req, char **captures)
         if (!state)
                 return http_request_reply_error(req, 404, NULL, "no run %" PRIi64, id);
 
-        r = http_request_stream_start(req, 200, "text/event-stream", headers);
+        s = new0(Subscriber, 1);
+        if (!s)
+                return -ENOMEM;
+        s->run_id = id;
+        r = send_past_events(m->store, s, id);
         if (r < 0)
                 return r;
-        r = send_past_events(m->store, req, id);
         /* Nothing more will happen to a run that is not active: end after its past. */
-        if (r < 0 || !m->engine || !engine_find_run(m->engine, id)) {
-                (void) http_request_stream_end(req);
-                return 0;
+        if (!m->engine || !engine_find_run(m->engine, id))
+                s->ended = true;
+        /* The server takes it, and frees it through subscriber_done(), also on failure. */
+        sub = TAKE_PTR(s);
+        r = http_request_reply_stream(req, 200, "text/event-stream", subscriber_read,
+                                      subscriber_done, sub);
+        if (r < 0)
+                return r;
+        sub->req = req;
+        if (!sub->ended) {
+                sub->next = subscribers;
+                subscribers = sub;
         }
-        s = new0(Subscriber, 1);
-        if (!s) {
-                (void) http_request_stream_end(req);
-                return 0;
-        }
-        *s = (Subscriber){ .req = req, .run_id = id, .next = subscribers };
-        subscribers = s;
-        http_request_set_userdata(req, s, on_stream_abort);
         return 0;
 }

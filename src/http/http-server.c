@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "http-server.h"
@@ -20,6 +22,8 @@ struct HttpServer {
         HttpHandler handler;
         void *userdata;
         unsigned n_connections;
+        HttpRequest *requests; /* every request not yet freed */
+        bool stopping;
 };
 
 struct HttpRequest {
@@ -39,13 +43,24 @@ struct HttpRequest {
         char peer[64];
         void *userdata;
         HttpAbortHandler on_abort;
-        /* A streamed answer: chunks appended by the owner, drained by MHD. */
-        bool stream;
-        bool stream_ended;
-        bool stream_suspended; /* suspended by the reader, waiting for a chunk */
-        char *stream_buf;
-        size_t stream_off, stream_len, stream_allocated;
+        unsigned status;        /* the status answered, for the access log */
+        uint64_t start_usec;    /* CLOCK_MONOTONIC, when the headers arrived */
+        char *log_fields[8];    /* extra journal fields of the access log entry */
+        size_t n_log_fields;
+        struct HttpStream *stream;
+        HttpRequest *prev, *next;
 };
+
+/* A streamed answer; owned by the MHD response, linked both ways with its request while both
+ * exist. */
+typedef struct HttpStream {
+        HttpRequest *req;
+        HttpStreamRead read;
+        HttpStreamDone done;
+        void *userdata;
+        bool parked; /* the connection is suspended until there is more to send */
+        bool done_called;
+} HttpStream;
 
 static void http_server_kick(HttpServer *s);
 
@@ -53,11 +68,26 @@ static void request_free(HttpRequest *req)
 {
         if (!req)
                 return;
+        if (req->prev)
+                req->prev->next = req->next;
+        else if (req->server->requests == req)
+                req->server->requests = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
         if (req->pending)
                 MHD_destroy_response(req->pending);
+        if (req->stream) {
+                HttpStream *st = TAKE_PTR(req->stream);
+                st->req = NULL;
+                if (!st->done_called && st->done) {
+                        st->done_called = true;
+                        st->done(st->userdata);
+                }
+        }
+        for (size_t i = 0; i < req->n_log_fields; i++)
+                free(req->log_fields[i]);
         free(req->path);
         free(req->body);
-        free(req->stream_buf);
         free(req);
 }
 
@@ -109,6 +139,7 @@ static int queue(HttpRequest *req, unsigned status, struct MHD_Response *resp)
         enum MHD_Result r = MHD_queue_response(req->connection, status, resp);
         MHD_destroy_response(resp);
         req->replied = true;
+        req->status = status;
         return r == MHD_YES ? 0 : -EIO;
 }
 
@@ -165,6 +196,98 @@ int http_request_reply_fd(HttpRequest *req, unsigned status, const char *content
         return queue(req, status, resp);
 }
 
+int http_request_add_log_field(HttpRequest *req, const char *format, ...)
+{
+        va_list ap;
+        char *f;
+        int r;
+
+        if (req->n_log_fields >= ELEMENTSOF(req->log_fields))
+                return -E2BIG;
+        va_start(ap, format);
+        r = vasprintf(&f, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        req->log_fields[req->n_log_fields++] = f;
+        return 0;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        HttpStream *st = cls;
+        ssize_t n;
+
+        if (!st->req)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (st->req->server->stopping)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        n = st->read(st->req, buf, max, st->userdata);
+        if (n < 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == 0 && !st->parked) {
+                /* Nothing to send yet: park the connection instead of spinning on it. */
+                st->parked = true;
+                MHD_suspend_connection(st->req->connection);
+        }
+        return n;
+}
+
+static void stream_free(void *cls)
+{
+        HttpStream *st = cls;
+
+        if (st->req)
+                st->req->stream = NULL;
+        if (!st->done_called && st->done)
+                st->done(st->userdata);
+        free(st);
+}
+
+int http_request_reply_stream(HttpRequest *req, unsigned status, const char *content_type,
+                              HttpStreamRead read, HttpStreamDone done, void *userdata)
+{
+        struct MHD_Response *resp;
+        HttpStream *st;
+
+        if (req->replied || req->pending || req->suspended) {
+                if (done)
+                        done(userdata);
+                return -EALREADY;
+        }
+        st = new0(HttpStream, 1);
+        if (!st) {
+                if (done)
+                        done(userdata);
+                return -ENOMEM;
+        }
+        *st = (HttpStream){ .req = req, .read = read, .done = done, .userdata = userdata };
+        /* From here on, the response's end (stream_free) calls done(), also if queueing fails. */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, st,
+                                                 stream_free);
+        if (!resp) {
+                stream_free(st);
+                return -ENOMEM;
+        }
+        req->stream = st;
+        req->on_abort = NULL;
+        if (content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        return queue(req, status, resp);
+}
+
+void http_request_stream_wake(HttpRequest *req)
+{
+        HttpStream *st = req->stream;
+
+        if (!st || !st->parked)
+                return;
+        st->parked = false;
+        MHD_resume_connection(req->connection);
+        http_server_kick(req->server);
+}
+
 int http_request_reply_json(HttpRequest *req, unsigned status, json_object *body)
 {
         const char *text;
@@ -212,86 +335,6 @@ static int reply_internal_error(HttpRequest *req, int error)
 {
         return http_request_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
                                         "internal error: %s", strerror(-error));
-}
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-        HttpRequest *req = cls;
-        size_t n;
-
-        if (req->stream_len > req->stream_off) {
-                n = MIN(max, req->stream_len - req->stream_off);
-                memcpy(buf, req->stream_buf + req->stream_off, n);
-                req->stream_off += n;
-                if (req->stream_off == req->stream_len)
-                        req->stream_off = req->stream_len = 0;
-                return (ssize_t) n;
-        }
-        if (req->stream_ended)
-                return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Nothing to send: sleep until the next chunk instead of being polled. */
-        req->stream_suspended = true;
-        MHD_suspend_connection(req->connection);
-        return 0;
-}
-
-static void stream_wake(HttpRequest *req)
-{
-        if (!req->stream_suspended)
-                return;
-        req->stream_suspended = false;
-        MHD_resume_connection(req->connection);
-        http_server_kick(req->server);
-}
-
-int http_request_stream_start(HttpRequest *req, unsigned status, const char *content_type,
-                              const char *const *headers)
-{
-        struct MHD_Response *resp;
-
-        if (req->replied || req->pending || req->suspended)
-                return -EALREADY;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, req,
-                                                 NULL);
-        if (!resp)
-                return -ENOMEM;
-        if (content_type)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
-                MHD_add_response_header(resp, headers[i], headers[i + 1]);
-        req->stream = true;
-        return queue(req, status, resp);
-}
-
-int http_request_stream_write(HttpRequest *req, const void *data, size_t size)
-{
-        if (!req->stream || req->stream_ended)
-                return -EPIPE;
-        if (req->stream_len + size > req->stream_allocated) {
-                size_t n = MAX(req->stream_allocated * 2, req->stream_len + size);
-                char *b;
-                if (n > 16 * 1024 * 1024)
-                        return -ENOBUFS; /* a reader that does not read */
-                b = realloc(req->stream_buf, n);
-                if (!b)
-                        return -ENOMEM;
-                req->stream_buf = b;
-                req->stream_allocated = n;
-        }
-        memcpy(req->stream_buf + req->stream_len, data, size);
-        req->stream_len += size;
-        stream_wake(req);
-        return 0;
-}
-
-int http_request_stream_end(HttpRequest *req)
-{
-        if (!req->stream || req->stream_ended)
-                return -EALREADY;
-        req->stream_ended = true;
-        req->on_abort = NULL;
-        stream_wake(req);
-        return 0;
 }
 
 static void fill_peer(HttpRequest *req)
@@ -355,6 +398,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
                         return MHD_NO;
                 }
                 fill_peer(req);
+                req->start_usec = now_usec(CLOCK_MONOTONIC);
+                req->next = s->requests;
+                if (s->requests)
+                        s->requests->prev = req;
+                s->requests = req;
                 *con_cls = req;
 
                 /* Refuse an announced oversized body before reading it. */
@@ -408,6 +456,43 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         return r < 0 ? MHD_NO : MHD_YES;
 }
 
+/* One journal entry per request: what was asked, the answer, how long it took, and the fields the
+ * handler added (trigger, runs). Successful reads go at debug level, so polling does not flood
+ * the journal; everything that changes something, and every error, at info. */
+static void request_log(HttpRequest *req, enum MHD_RequestTerminationCode toe)
+{
+        const char *fields[ELEMENTSOF(req->log_fields) + 5] = {};
+        char f_method[32], f_status[32], f_peer[96], f_ms[48];
+        uint64_t ms = (now_usec(CLOCK_MONOTONIC) - req->start_usec) / USEC_PER_MSEC;
+        size_t n = 0;
+        int level;
+
+        level = req->status >= 400 || req->status == 0 || !streq_ptr(req->method, "GET")
+                        ? LOG_INFO
+                        : LOG_DEBUG;
+        snprintf(f_method, sizeof(f_method), "HTTP_METHOD=%s", strna(req->method));
+        snprintf(f_status, sizeof(f_status), "HTTP_STATUS=%u", req->status);
+        snprintf(f_peer, sizeof(f_peer), "HTTP_PEER=%s", req->peer);
+        snprintf(f_ms, sizeof(f_ms), "HTTP_DURATION_MS=%" PRIu64, ms);
+        fields[n++] = f_method;
+        fields[n++] = f_status;
+        fields[n++] = f_peer;
+        fields[n++] = f_ms;
+        for (size_t i = 0; i < req->n_log_fields; i++)
+                fields[n++] = req->log_fields[i];
+        fields[n] = NULL;
+        if (req->status == 0)
+                log_struct(level, fields, "HTTP %s %s from %s: no answer (%s) after %" PRIu64 " ms",
+                           strna(req->method), strna(req->path), req->peer,
+                           toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timed out"
+                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client went away"
+                                                                         : "connection closed",
+                           ms);
+        else
+                log_struct(level, fields, "HTTP %s %s from %s: %u in %" PRIu64 " ms",
+                           strna(req->method), strna(req->path), req->peer, req->status, ms);
+}
+
 static void completed_handler(void *cls, struct MHD_Connection *connection, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
@@ -415,8 +500,9 @@ static void completed_handler(void *cls, struct MHD_Connection *connection, void
 
         if (!req)
                 return;
-        if ((!req->replied || (req->stream && !req->stream_ended)) && req->on_abort)
+        if (!req->replied && req->on_abort)
                 req->on_abort(req, req->userdata);
+        request_log(req, toe);
         request_free(req);
         *con_cls = NULL;
 }
@@ -490,6 +576,8 @@ static int timer_handler(sd_event_source *es, uint64_t usec, void *userdata)
 /* After a reply from outside MHD's callbacks, let MHD act on it in the next loop iteration. */
 static void http_server_kick(HttpServer *s)
 {
+        if (!s->timer_source)
+                return;
         if (sd_event_source_set_time(s->timer_source, 1) >= 0)
                 (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
 }
@@ -500,6 +588,16 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         _cleanup_(http_server_freep) HttpServer *s = NULL;
         const union MHD_DaemonInfo *info;
         int r;
+
+        /* Every connection, a waiting sync fire included, is an fd: the soft limit (1024 by
+         * default) must not be what caps connections. No select() here, so raising it is safe. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max &&
+            rl.rlim_cur < (rlim_t) config->max_connections + 1024) {
+                rl.rlim_cur = MIN(rl.rlim_max, (rlim_t) config->max_connections + 1024);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        log_warning_errno(errno, "Failed to raise the open file limit, ignoring: %m");
+        }
 
         s = new0(HttpServer, 1);
         if (!s)
@@ -540,6 +638,11 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP timer: %m");
         (void) sd_event_source_set_description(s->timer_source, "http-timer");
+        /* sd-event's default accuracy (250 ms) would let a connection that MHD wants to handle
+         * at once (a resumed one, the next request on a kept-alive one) wait that long. */
+        r = sd_event_source_set_time_accuracy(s->timer_source, 1);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the HTTP timer's accuracy: %m");
 
         r = rearm_timer(s);
         if (r < 0)
@@ -549,14 +652,44 @@ int http_server_new(sd_event *event, int listen_fd, const HttpServerConfig *conf
         return 0;
 }
 
+/* MHD refuses to stop with suspended connections: answer waiting requests (503), end parked
+ * streams, and let MHD take the connections back before stopping it. */
+static void http_server_release_suspended(HttpServer *s)
+{
+        bool any = false;
+
+        s->stopping = true;
+        for (HttpRequest *req = s->requests; req; req = req->next) {
+                if (req->suspended) {
+                        if (req->on_abort) {
+                                HttpAbortHandler f = TAKE_PTR(req->on_abort);
+                                f(req, req->userdata);
+                        }
+                        (void) http_request_reply_error(req, 503, NULL,
+                                                        "arkevent is shutting down; the run goes "
+                                                        "on");
+                        any = true;
+                } else if (req->stream && req->stream->parked) {
+                        req->stream->parked = false;
+                        MHD_resume_connection(req->connection);
+                        any = true;
+                }
+        }
+        if (any)
+                (void) MHD_run(s->mhd);
+}
+
 HttpServer *http_server_free(HttpServer *s)
 {
         if (!s)
                 return NULL;
         sd_event_source_disable_unref(s->io_source);
         sd_event_source_disable_unref(s->timer_source);
-        if (s->mhd)
+        s->io_source = s->timer_source = NULL;
+        if (s->mhd) {
+                http_server_release_suspended(s);
                 MHD_stop_daemon(s->mhd);
+        }
         sd_event_unref(s->event);
         free(s);
         return NULL;

@@ -65,15 +65,20 @@ int http_request_reply_json(HttpRequest *req, unsigned status, json_object *body
 int http_request_reply_error(HttpRequest *req, unsigned status, json_object *extra,
                              const char *format, ...) _printf_(4, 5);
 
-/* A streamed answer (chunked; for text/event-stream): started inside the handler, which then
- * returns 0; the owner appends chunks with http_request_stream_write() as they happen, from any
- * later point of the loop, and ends with http_request_stream_end(). If the client goes away
- * first, the abort handler set with http_request_set_userdata() is called and the request must
- * not be used after. */
-int http_request_stream_start(HttpRequest *req, unsigned status, const char *content_type,
-                              const char *const *headers);
-int http_request_stream_write(HttpRequest *req, const void *data, size_t size);
-int http_request_stream_end(HttpRequest *req);
+/* Adds a "FIELD=value" journal field (e.g. ARKEVENT_TRIGGER=ns/name, ARKEVENT_RUN=12) to the
+ * request's access log entry, written when the request ends. */
+int http_request_add_log_field(HttpRequest *req, const char *format, ...) _printf_(2, 3);
+
+/* A streamed answer (chunked): read() fills buf with up to max bytes and returns how many, 0 when
+ * it has nothing yet (the connection is parked until http_request_stream_wake()), or -1 at the
+ * end of the stream. done() is called once the connection is gone. */
+typedef ssize_t (*HttpStreamRead)(HttpRequest *req, char *buf, size_t max, void *userdata);
+typedef void (*HttpStreamDone)(void *userdata);
+/* userdata is taken: done() is called exactly once, also when this fails. */
+int http_request_reply_stream(HttpRequest *req, unsigned status, const char *content_type,
+                              HttpStreamRead read, HttpStreamDone done, void *userdata);
+/* New data (or the end) is there for a streamed answer: let it go out. */
+void http_request_stream_wake(HttpRequest *req);
 
 /* Matches path against a pattern such as "/triggers/{}/{}/fire": each "{}" matches one
  * non-empty segment, copied (URL-decoded) into captures[i]; a final "{**}" matches the non-empty

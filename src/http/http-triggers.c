@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "http-routes.h"
@@ -19,7 +20,6 @@
 #include "triggers/trigger-tokens.h"
 
 #define SYNC_TIMEOUT_DEFAULT_USEC (120 * USEC_PER_SEC)
-#define SYNC_TIMEOUT_MAX_USEC (3600 * USEC_PER_SEC)
 
 /* A request waiting for its run to end (mode=sync). Costs no thread: the request is suspended
  * in libmicrohttpd and answered from the engine's run-finished notification. */
@@ -140,13 +140,14 @@ static bool check_signature(const char *secret_file, HttpRequest *req)
         return strlen(hex) == 2 * mac_len && CRYPTO_memcmp(hex, expected, 2 * mac_len) == 0;
 }
 
-static int parse_sync(HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
+static int parse_sync(Manager *m, HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
 {
+        uint64_t cap = (uint64_t) (m->config.sync_timeout_max_sec ?: 1) * USEC_PER_SEC;
         const char *mode = http_request_query(req, "mode");
         const char *timeout = http_request_query(req, "timeout");
 
         *ret_sync = false;
-        *ret_timeout = SYNC_TIMEOUT_DEFAULT_USEC;
+        *ret_timeout = MIN(SYNC_TIMEOUT_DEFAULT_USEC, cap);
         if (mode && !streq(mode, "sync") && !streq(mode, "async"))
                 return http_request_reply_error(req, 400, NULL,
                                                 "mode must be \"sync\" or \"async\", not \"%s\"",
@@ -161,8 +162,8 @@ static int parse_sync(HttpRequest *req, bool *ret_sync, uint64_t *ret_timeout)
                                                         timeout) < 0
                                        ? -EIO
                                        : 1;
-                if (*ret_timeout > SYNC_TIMEOUT_MAX_USEC)
-                        *ret_timeout = SYNC_TIMEOUT_MAX_USEC;
+                if (*ret_timeout > cap)
+                        *ret_timeout = cap;
         }
         return 0;
 }
@@ -199,6 +200,7 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
         Trigger *t;
         int r;
 
+        (void) http_request_add_log_field(req, "ARKEVENT_TRIGGER=%s/%s", ns, name);
         t = registry_find_trigger(m->registry, ns, name);
         if (!t)
                 return http_request_reply_error(req, 404, NULL, "no trigger %s/%s", ns, name);
@@ -214,11 +216,19 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                                                       : "missing token for trigger %s/%s "
                                                         "(Authorization: Bearer or ?token=)",
                                                 ns, name);
+        if (t->hmac_secret_file && access(t->hmac_secret_file, R_OK) < 0) {
+                json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "reason", json_object_new_string("InvalidSource"));
+                return http_request_reply_error(req, 503, extra,
+                                                "trigger %s/%s cannot check signatures: "
+                                                "hmacSecretFile %s cannot be read",
+                                                ns, name, t->hmac_secret_file);
+        }
         if (t->hmac_secret_file && !check_signature(t->hmac_secret_file, req))
                 return http_request_reply_error(req, 401, NULL,
                                                 "missing or wrong X-Hub-Signature-256");
 
-        r = parse_sync(req, &sync, &timeout);
+        r = parse_sync(m, req, &sync, &timeout);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (http_parse_json_body(req, &body))
@@ -252,21 +262,12 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                 return r;
         }
 
-        {
-                char f1[512], f2[64];
-                const char *fields[] = { f1, f2, NULL };
-                snprintf(f1, sizeof(f1), "ARKEVENT_TRIGGER=%s/%s", ns, name);
-                snprintf(f2, sizeof(f2), "ARKEVENT_RUN=%" PRIi64,
-                         res.n_runs > 0 ? res.run_ids[0] : (int64_t) 0);
-                log_struct(LOG_INFO, fields, "Webhook %s/%s fired from %s%s: %zu run(s)%s", ns,
-                           name, http_request_peer(req), sync ? " (sync)" : "", res.n_runs,
-                           res.replayed ? ", replayed by Idempotency-Key" : "");
-        }
-
+        for (size_t i = 0; i < res.n_runs && i < 4; i++)
+                (void) http_request_add_log_field(req, "ARKEVENT_RUN=%" PRIi64, res.run_ids[i]);
         if (res.replayed)
-                return http_request_reply_json(req, 202, res.response);
+                (void) http_request_add_log_field(req, "ARKEVENT_IDEMPOTENT_REPLAY=1");
 
-        if (sync) {
+        if (sync && !res.replayed) {
                 SyncWaiter *w = new0(SyncWaiter, 1);
                 if (!w)
                         return -ENOMEM;
@@ -285,7 +286,8 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
                 return HTTP_SUSPENDED;
         }
 
-        /* The 202 goes out once every run is committed: a crash right after it loses nothing. */
+        /* The 202 goes out once every run is committed: a crash right after it loses nothing.
+         * A replay waits too, for the original fire may be in this very commit. */
         AsyncReply *a = new0(AsyncReply, 1);
         if (!a)
                 return -ENOMEM;
@@ -348,7 +350,12 @@ json_object *trigger_status_json(Manager *m, const Trigger *t)
         if (t->suspended)
                 json_object_array_add(conds, condition("False", "Suspended",
                                                        "spec.suspended is true"));
-        else if (missing) {
+        else if (t->type == TRIGGER_WEBHOOK && t->hmac_secret_file &&
+                 access(t->hmac_secret_file, R_OK) < 0) {
+                (void) asprintf(&msg, "hmacSecretFile %s cannot be read: %s",
+                                t->hmac_secret_file, strerror(errno));
+                json_object_array_add(conds, condition("False", "InvalidSource", strna(msg)));
+        } else if (missing) {
                 (void) asprintf(&msg, "target flow %s/%s not found", t->namespace, missing);
                 json_object_array_add(conds, condition("False", "PipelineNotFound", strna(msg)));
         } else if (resource_watch_kept_reason(t))

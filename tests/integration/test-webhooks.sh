@@ -48,6 +48,13 @@ spec:
   targets: [{pipeline: slow}]
 ---
 kind: ArkEvent
+metadata: {name: replace, namespace: ai-team}
+spec:
+  source: {type: webhook}
+  concurrencyPolicy: Replace
+  targets: [{pipeline: slow}]
+---
+kind: ArkEvent
 metadata: {name: paused, namespace: ai-team}
 spec:
   source: {type: webhook}
@@ -59,6 +66,29 @@ metadata: {name: signed, namespace: ai-team}
 spec:
   source: {type: webhook, webhook: {hmacSecretFile: /etc/arkevent/hook.secret}}
   targets: [{pipeline: echo, input: {x: "{{ .trigger.body.x }}"}}]
+---
+kind: ArkFlow
+metadata: {name: broken, namespace: ai-team}
+spec:
+  steps: [{name: b, run: "echo about to fail; exit 4"}]
+---
+kind: ArkEvent
+metadata: {name: broken-hook, namespace: ai-team}
+spec:
+  source: {type: webhook}
+  targets: [{pipeline: broken}]
+---
+kind: ArkEvent
+metadata: {name: orphan, namespace: ai-team}
+spec:
+  source: {type: webhook}
+  targets: [{pipeline: no-such-flow}]
+---
+kind: ArkEvent
+metadata: {name: unsigned-secret, namespace: ai-team}
+spec:
+  source: {type: webhook, webhook: {hmacSecretFile: /etc/arkevent/missing.secret}}
+  targets: [{pipeline: echo}]
 ---
 kind: ArkEvent
 metadata: {name: echo-hook, namespace: ai-team}
@@ -113,9 +143,30 @@ assert_eq "$(tb_sh "head -c 100000 /dev/zero | tr '\\0' a | curl -s -o /dev/null
 assert_eq "$(code -X POST "$base/triggers/ai-team/paused/fire?token=$(tok paused)")" 503 "suspended"
 assert_eq "$(code -X POST "$base/triggers/ai-team/fan/fire?mode=sync&token=$(tok fan)")" 400 "sync with 3 targets"
 
+# Sync fire of a run that fails: 500 with the error.
+resp=$(tb_curl -X POST "$base/triggers/ai-team/broken-hook/fire?mode=sync&token=$(tok broken-hook)" -w '\n%{http_code}')
+assert_eq "$(echo "$resp" | tail -n1)" 500 "sync fire of a failing run"
+assert_eq "$(echo "$resp" | head -n1 | json 'd["status"]')" failed
+assert_contains "$(echo "$resp" | head -n1 | json 'd["error"]')" "activity b failed"
+assert_eq "$(echo "$resp" | head -n1 | json 'd["run"]["state"]')" Failed
+
+# Triggers that cannot fire say why, in their status and in the answer.
+assert_eq "$(tb_api GET /api/v1/triggers/ai-team/orphan | json 'd["conditions"][0]["status"] + "/" + d["conditions"][0]["reason"]')" "False/PipelineNotFound"
+assert_eq "$(code -X POST "$base/triggers/ai-team/orphan/fire?token=$(tok orphan)")" 503 "fire with a missing target flow"
+assert_eq "$(tb_api GET /api/v1/triggers/ai-team/unsigned-secret | json 'd["conditions"][0]["status"] + "/" + d["conditions"][0]["reason"]')" "False/InvalidSource"
+assert_eq "$(code -X POST "$base/triggers/ai-team/unsigned-secret/fire?token=$(tok unsigned-secret)")" 503 "fire with an unreadable HMAC secret"
+
 # Forbid: a second fire while the first run goes is refused.
 assert_eq "$(code -X POST "$base/triggers/ai-team/forbid/fire?token=$(tok forbid)")" 202 "forbid first"
 assert_eq "$(code -X POST "$base/triggers/ai-team/forbid/fire?token=$(tok forbid)")" 409 "forbid second"
+
+# Replace: a second fire cancels the running run, then fires.
+r1=$(tb_curl -X POST "$base/triggers/ai-team/replace/fire?token=$(tok replace)" | json 'd["runs"][0]["id"]')
+tb_wait 20 systemctl is-active "arkevent-$r1-0-1.service"
+r2=$(tb_curl -X POST "$base/triggers/ai-team/replace/fire?token=$(tok replace)" | json 'd["runs"][0]["id"]')
+assert_eq "$(tb_wait_run "$r1")" Cancelled "replaced run"
+assert_contains "$(tb_api GET "/api/v1/runs/$r1" | json 'd["error"]')" "Replace" "why the run was cancelled"
+assert_eq "$(tb_wait_run "$r2")" Succeeded "replacing run"
 
 # Fan-out: three runs whose units overlap in time.
 fan=$(tb_curl -X POST "$base/triggers/ai-team/fan/fire?token=$(tok fan)")
@@ -183,6 +234,21 @@ tb_run systemctl stop arkevent.service
 assert_eq "$(code -X POST "$base/triggers/ai-team/pipeline-trigger/fire" -H "Authorization: Bearer $TOKEN" -d '{}')" 202 "fire on a stopped daemon"
 assert_eq "$(tb_run systemctl is-active arkevent.service)" active "daemon after the fire"
 assert_eq "$(tb_api GET /api/v1/triggers/ai-team/pipeline-trigger | json 'd["firedCount"]')" 4 "firedCount after restart"
+
+# Every fire is in the journal with its trigger and run ids.
+tb_wait_sh 10 "journalctl -u arkevent.service -o verbose --no-pager ARKEVENT_TRIGGER=ai-team/pipeline-trigger HTTP_STATUS=202 | grep -q '^ *ARKEVENT_RUN=[0-9]'"
+tb_wait_sh 10 "journalctl -u arkevent.service -o verbose --no-pager ARKEVENT_TRIGGER=ai-team/pipeline-trigger HTTP_STATUS=401 | grep -q 'HTTP_METHOD=POST'"
+
+# A deleted trigger's token goes with it.
+tb_run test -f /var/lib/arkevent/tokens/ai-team/orphan || fail "no token for orphan"
+tb_run python3 -c "
+import re
+p = '/etc/arkevent.d/more.yaml'
+docs = open(p).read().split('\n---\n')
+open(p, 'w').write('\n---\n'.join(d for d in docs if 'name: orphan,' not in d))"
+tb_run systemctl reload arkevent.service
+tb_run test ! -e /var/lib/arkevent/tokens/ai-team/orphan || fail "token of a deleted trigger is still there"
+assert_eq "$(code -X POST "$base/triggers/ai-team/orphan/fire?token=$TOKEN")" 404 "deleted trigger"
 
 # Rotation: the old token stops working.
 new=$(tb_run arkeventctl token ai-team/pipeline-trigger --rotate)

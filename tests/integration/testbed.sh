@@ -346,6 +346,9 @@ tb_stop() {
         TB_PID=
         tb_cgroup_remove || left+=" (the cgroup $TB_CGROUP)"
         if [ -n "$left" ]; then
+                for p in $left; do
+                        case "$p" in [0-9]*) left+=" [$p: $(cat "/proc/$p/comm" 2>/dev/null) $(awk '/^State/ {print $2}' "/proc/$p/status" 2>/dev/null)]" ;; esac
+                done
                 log "FAIL: the sandbox left something behind: $left"
                 return 1
         fi

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# kill -9 of the daemon at other moments than test-engine-recovery: while a retry backoff is
+# pending (the backoff is kept across the restart), and while a unit is being started (systemd
+# gets the start only after the daemon is dead; the unit runs and is collected before the
+# daemon is back). Every attempt runs exactly once.
+source "$(dirname "$0")/testbed.sh"
+tb_start
+tb_write /etc/arkevent.d/moments.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: flaky}
+spec:
+  steps:
+    - name: f
+      retries: {limit: 2, backoffSeconds: 5}
+      run: |
+        echo run >> runs
+        [ "$(wc -l < runs)" -ge 2 ] || exit 7
+        echo second
+---
+kind: ArkFlow
+metadata: {name: blink}
+spec:
+  steps:
+    - {name: b, run: "echo once >> ran; echo blink"}
+    - {name: after, dependsOn: [b], run: "echo after >> ran; cat ran"}
+  output: "{{ .steps.after.output }}"
+YAML
+tb_start_arkevent
+
+daemon_pid() { tb_run pidof arkeventd; }
+
+# 1: killed while the retry backoff is pending; the retry comes when it was due, not earlier.
+id=$(tb_api POST /api/v1/runs -d '{"flow": "flaky"}' | json 'd["id"]')
+tb_wait_sh 20 "curl -s -H 'Authorization: Bearer $(tb_api_token)' http://127.0.0.1:8092/api/v1/runs/$id | grep -q '\"state\":\"Waiting\"'"
+pid=$(daemon_pid)
+tb_run kill -9 "$pid"
+tb_wait 10 sh -c "! kill -0 $pid"
+tb_run systemctl stop arkevent.service
+tb_run systemctl start arkevent.service
+assert_eq "$(tb_wait_run "$id" 60)" Succeeded "run retried across the restart"
+run=$(tb_api GET "/api/v1/runs/$id")
+assert_eq "$(echo "$run" | json 'd["activities"][0]["attempts"]')" 2 "attempts"
+assert_eq "$(tb_run cat "/var/lib/arkevent/runs/$id/workspace/runs" | wc -l)" 2 "executions of the step"
+python3 - "$run" <<'PY' || fail "the retry did not keep its backoff across the restart"
+import json, sys, datetime
+d = json.loads(sys.argv[1])
+at = d["activities"][0]["attemptList"]
+t = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+gap = (t(at[1]["startedAt"]) - t(at[0]["finishedAt"])).total_seconds()
+assert gap >= 4.5, "retry %.2fs after the failure, backoff is 5s" % gap
+print("retry %.2fs after the failure" % gap)
+PY
+for n in 1 2; do
+        c=$(tb_journal -u "arkevent-$id-0-$n.service" -o cat | grep -c "^Started arkevent-$id-0-$n.service" || true)
+        assert_eq "$c" 1 "starts of attempt $n"
+done
+
+# 2: killed while a unit is being started. systemd is held (SIGSTOP from outside), so the start
+# call waits in the bus; the daemon records "Starting" and dies; then systemd goes on, runs the
+# step and collects its unit; the restarted daemon must adopt that result, not start it again.
+id2=$(tb_api POST /api/v1/runs -d '{"flow": "blink"}' | json 'd["id"]')
+# The first run let the step's start go through; hold systemd before the next run's starts.
+assert_eq "$(tb_wait_run "$id2" 30)" Succeeded "blink warm-up"
+kill -STOP "$TB_PID"
+resumed=0
+trap_cont() { [ "$resumed" = 1 ] || kill -CONT "$TB_PID" 2>/dev/null || true; }
+id3=$(tb_curl -X POST -H "Authorization: Bearer $(tb_api_token)" -d '{"flow": "blink"}' http://127.0.0.1:8092/api/v1/runs | json 'd["id"]') || { trap_cont; fail "POST while systemd is held"; }
+if ! tb_wait_sh 10 "curl -s -H 'Authorization: Bearer $(tb_api_token)' http://127.0.0.1:8092/api/v1/runs/$id3 | grep -q '\"state\":\"Starting\"'"; then
+        trap_cont
+        fail "activity never recorded as Starting"
+fi
+pid=$(daemon_pid)
+tb_run kill -9 "$pid"
+kill -CONT "$TB_PID"
+resumed=1
+# The held start now reaches systemd; the unit runs and goes away before the daemon is back.
+tb_wait 20 test -f "/var/lib/arkevent/runs/$id3/meta/0-1.result"
+tb_wait 30 curl -sf http://127.0.0.1:8092/healthz
+assert_eq "$(tb_wait_run "$id3" 60)" Succeeded "run whose start was in flight"
+assert_eq "$(tb_run cat "/var/lib/arkevent/runs/$id3/workspace/ran")" "once
+after" "each activity of the run executed once"
+assert_eq "$(tb_api GET "/api/v1/runs/$id3" | json '[a["attempts"] for a in d["activities"]]')" "[1, 1]" "attempts"
+assert_eq "$(tb_api GET "/api/v1/runs/$id3" | json 'd["output"]')" "once
+after" "output"
+log "ok"
