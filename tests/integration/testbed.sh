@@ -328,10 +328,11 @@ tb_stop() {
         wait "$TB_UNSHARE" 2>/dev/null || true
         TB_UNSHARE=
 
-        # An nsenter on the host (outside the PID namespace, inside the mount namespace) ends a
-        # moment after its child inside was killed: give such stragglers a bounded time.
+        # Killed processes take a moment to be reaped (a sanitizer build's large mappings, a
+        # loaded machine), and an nsenter on the host (outside the PID namespace, inside the
+        # mount namespace) ends after its child inside: give them a bounded time.
         left=
-        deadline=$(($(tb_now_ms) + 5000))
+        deadline=$(($(tb_now_ms) + 15000))
         while [ -n "$TB_PIDNS" ]; do
                 left=$(tb_ns_members "$TB_PIDNS" pid)
                 [ -n "$left" ] || left=$(tb_ns_members "$TB_MNTNS" mnt)
