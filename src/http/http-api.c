@@ -39,6 +39,19 @@ int http_check_api_token(Manager *m, HttpRequest *req)
         return 1;
 }
 
+int http_parse_id(const char *s, int64_t *ret)
+{
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0 || *end || v <= 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
 int http_parse_json_body(HttpRequest *req, json_object **ret)
 {
         _cleanup_(json_tokener_freep) json_tokener *tok = NULL;

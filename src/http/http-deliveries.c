@@ -34,8 +34,7 @@ int route_runs_deliveries(Manager *m, HttpRequest *req, char **captures)
 {
         _cleanup_(json_object_putp) json_object *list = NULL;
         sqlite3_stmt *st;
-        char *end;
-        long long id;
+        int64_t id;
         bool found;
         int r;
 
@@ -43,9 +42,7 @@ int route_runs_deliveries(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!m->store)
                 return http_request_reply_error(req, 503, NULL, "the store is not available");
-        errno = 0;
-        id = strtoll(captures[0], &end, 10);
-        if (errno != 0 || *end || id <= 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
 
         r = store_query(m->store, &st, "SELECT 1 FROM runs WHERE id=?", "i", (int64_t) id);
@@ -54,7 +51,7 @@ int route_runs_deliveries(Manager *m, HttpRequest *req, char **captures)
         found = sqlite3_step(st) == SQLITE_ROW;
         sqlite3_reset(st);
         if (!found)
-                return http_request_reply_error(req, 404, NULL, "no run %lld", id);
+                return http_request_reply_error(req, 404, NULL, "no run %" PRIi64, id);
 
         list = json_object_new_array();
         if (!list)

@@ -10,7 +10,6 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "shared/time-util.h"
-#include "shared/token.h"
 
 /* A reader of one run's events. The engine's listeners append to its buffer while the run goes
  * on; the HTTP server drains it (http_request_reply_stream) and frees the subscriber once the
@@ -234,22 +233,17 @@ static int send_past_events(Store *store, Subscriber *s, int64_t id)
 
 int route_runs_events(Manager *m, HttpRequest *req, char **captures)
 {
-        const char *qtoken = http_request_query(req, "token");
         _cleanup_(subscriber_freep) Subscriber *s = NULL;
         _cleanup_free_ char *state = NULL;
         Subscriber *sub;
         sqlite3_stmt *st;
-        char *end;
         int64_t id;
         int r;
 
-        /* EventSource cannot set headers: ?token= is accepted as well. */
-        if (!(qtoken && m->api_token && token_equal(qtoken, m->api_token)) &&
-            http_check_api_token(m, req))
+        /* EventSource cannot set headers: the check takes ?token= as well. */
+        if (http_check_api_token(m, req))
                 return 0;
-        errno = 0;
-        id = strtoll(captures[0], &end, 10);
-        if (errno != 0 || *end || id <= 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
         if (!m->store)
                 return http_request_reply_error(req, 503, NULL, "the store is not available");

@@ -16,6 +16,9 @@ int http_check_api_token(Manager *m, HttpRequest *req);
  * position and returns 1. */
 int http_parse_json_body(HttpRequest *req, json_object **ret);
 
+/* A positive integer id from a path segment; -EINVAL otherwise. */
+int http_parse_id(const char *s, int64_t *ret);
+
 /* Base URL for links in answers ("http://host:port"). */
 const char *http_base_url(Manager *m);
 

@@ -9,19 +9,6 @@
 #include "shared/log.h"
 #include "shared/time-util.h"
 
-static int parse_run_id(const char *s, int64_t *ret)
-{
-        char *end;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno != 0 || *end || v <= 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int engine_unavailable(HttpRequest *req)
 {
         return http_request_reply_error(req, 503, NULL,
@@ -136,7 +123,7 @@ int route_runs_list(Manager *m, HttpRequest *req, char **captures)
                 f.ns = nsbuf;
                 f.flow = slash + 1;
         }
-        if (before && parse_run_id(before, &f.before_id) < 0)
+        if (before && http_parse_id(before, &f.before_id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad \"before\": %s", before);
         if (limit) {
                 char *end;
@@ -170,7 +157,7 @@ int route_runs_get(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!m->store)
                 return engine_unavailable(req);
-        if (parse_run_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
         r = run_view_get(m->store, id, http_base_url(m), &o);
         if (r == -ENOENT)
@@ -190,7 +177,7 @@ int route_runs_cancel(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!m->engine)
                 return engine_unavailable(req);
-        if (parse_run_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
 
         r = engine_cancel(m->engine, id, "cancelled through the API");
@@ -448,7 +435,7 @@ int route_runs_logs(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!m->store)
                 return engine_unavailable(req);
-        if (parse_run_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad run id: %s", captures[0]);
         (void) http_request_add_log_field(req, "ARKEVENT_RUN=%" PRIi64, id);
         if (!run_exists(m, id))

@@ -26,19 +26,6 @@ static int check_auth(Manager *m, HttpRequest *req)
         return http_check_api_token(m, req);
 }
 
-static int parse_id(const char *s, int64_t *ret)
-{
-        char *end;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno != 0 || *end || v <= 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int b64_value(unsigned char c)
 {
         if (c >= 'A' && c <= 'Z')
@@ -438,7 +425,7 @@ int route_workflows_get(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!m->store)
                 return http_request_reply_error(req, 503, NULL, "the store is not available");
-        if (parse_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad workflow id: %s",
                                                 captures[0]);
         r = run_view_get(m->store, id, http_base_url(m), &o);
@@ -502,7 +489,7 @@ int route_workflow_activity_logs(Manager *m, HttpRequest *req, char **captures)
 
         if (check_auth(m, req))
                 return 0;
-        if (parse_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad workflow id: %s",
                                                 captures[0]);
         if (!m->store || !run_exists(m->store, id, NULL))
@@ -600,7 +587,7 @@ int route_workflow_artifacts_list(Manager *m, HttpRequest *req, char **captures)
                 return 0;
         if (!o)
                 return -ENOMEM;
-        if (parse_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad workflow id: %s",
                                                 captures[0]);
         if (!m->store || !run_exists(m->store, id, NULL))
@@ -655,7 +642,7 @@ int route_workflow_artifact_get(Manager *m, HttpRequest *req, char **captures)
 
         if (check_auth(m, req))
                 return 0;
-        if (parse_id(captures[0], &id) < 0)
+        if (http_parse_id(captures[0], &id) < 0)
                 return http_request_reply_error(req, 400, NULL, "bad workflow id: %s",
                                                 captures[0]);
         if (artifact_path_check(path) < 0)
