@@ -407,8 +407,12 @@ if [ "$asan" = 1 ]; then
         # that fails now and then (a fatal error, or a spin until the stop times out), which
         # would make the tests flaky. Leaks are checked by the unit tests and the fuzzers.
         mkdir -p /etc/systemd/system/arkevent.service.d
-        printf "[Service]\nSystemCallFilter=\nMemoryDenyWriteExecute=no\nEnvironment=ASAN_OPTIONS=%s:detect_leaks=0 UBSAN_OPTIONS=%s\n" \
-                "$asan_opts" "$ubsan_opts" >/etc/systemd/system/arkevent.service.d/sanitizer.conf
+        printf "[Service]\nSystemCallFilter=\nMemoryDenyWriteExecute=no\n" \
+                >/etc/systemd/system/arkevent.service.d/sanitizer.conf
+        # The same options for everything systemd starts: the daemon, ExecReload=, the steps.
+        mkdir -p /etc/systemd/system.conf.d
+        printf "[Manager]\nDefaultEnvironment=\"ASAN_OPTIONS=%s:detect_leaks=0\" \"UBSAN_OPTIONS=%s\"\n" \
+                "$asan_opts" "$ubsan_opts" >/etc/systemd/system.conf.d/sanitizer.conf
 fi
 [ "$net" = 1 ] && ip link set lo up
 export container=arkevent-test
