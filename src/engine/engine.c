@@ -38,6 +38,8 @@ struct Engine {
         sd_event_source *prune_source;
         QueueEntry *starts; /* attempts recorded in the open transaction, to start once committed */
         size_t n_starts, n_starts_allocated;
+        char **resets; /* failed units whose result is in the open transaction, to reset once
+                        * committed (then systemd collects them) */
 };
 
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
@@ -712,7 +714,7 @@ static void activity_read_output(Activity *a)
         }
 }
 
-/* Reads the result the unit's ExecStopPost= left. Returns 0 when found, -ENOENT if not there. */
+/* Reads the result the step's wrapper or the unit's ExecStopPost= left. Returns 0 when found, -ENOENT if not there. */
 static int activity_read_result(Activity *a, ActivityState *ret_state, char **ret_reason)
 {
         _cleanup_free_ char *path = attempt_result_path(a), *text = NULL;
@@ -738,13 +740,44 @@ static int activity_read_result(Activity *a, ActivityState *ret_state, char **re
                                      ret_reason);
 }
 
-static void activity_unit_ended(Activity *a)
+/* systemd's own verdicts on a unit, which the step's exit (as the wrapper saw it) does not show. */
+static bool result_is_verdict(const char *result)
+{
+        return result && *result && !streq(result, "success") && !streq(result, "exit-code") &&
+               !streq(result, "signal") && !streq(result, "core-dump");
+}
+
+static void on_resets_committed(Store *s, int error, void *userdata)
+{
+        Engine *e = userdata;
+        _cleanup_strv_free_ char **units = TAKE_PTR(e->resets);
+
+        /* Not recorded: keep the units, a restart reads them again. */
+        if (error < 0)
+                return;
+        STRV_FOREACH(u, units)
+                (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                                "/org/freedesktop/systemd1",
+                                                "org.freedesktop.systemd1.Manager",
+                                                "ResetFailedUnit", NULL, NULL, "s", *u);
+}
+
+/* The unit ended; unit_failed: it is still loaded in the "failed" state, kept for us. */
+static void activity_unit_ended(Activity *a, bool unit_failed)
 {
         _cleanup_free_ char *reason = NULL;
+        Engine *e = a->run->engine;
+        bool reset = false;
         ActivityState s;
         int r;
 
-        r = activity_read_result(a, &s, &reason);
+        if (unit_failed && a->unit) {
+                reset = !e->resets;
+                if (strv_extend(&e->resets, a->unit) < 0)
+                        reset = false;
+        }
+
+        r = result_is_verdict(a->announced_result) ? -EEXIST : activity_read_result(a, &s, &reason);
         if (r < 0) {
                 /* No record from ExecStopPost=: use what systemd announced. */
                 char code[32], status[32];
@@ -764,12 +797,16 @@ static void activity_unit_ended(Activity *a)
                                              &a->exit_code, &a->result, &s, &reason);
         }
         activity_read_output(a);
-        activity_attempt_ended(a, s, reason);
+        activity_attempt_ended(a, s, reason); /* may free a */
+        /* Reset once the result is committed: a kill -9 before finds the unit still there. */
+        if (reset && store_on_commit(e->store, on_resets_committed, e) < 0)
+                strv_free(TAKE_PTR(e->resets));
 }
 
 /* ---- adopting a unit that may exist (after a restart) ----------------------------------- */
 
 static void activity_adopt(Activity *a);
+static const char *activity_read_properties(Activity *a, sd_bus_message *m);
 
 /* A start that never reached systemd: send it again, as the same attempt under the same unit
  * name (systemd refuses a second start of a unit that is there: UnitExists). */
@@ -789,7 +826,7 @@ static void activity_resend_start(Activity *a)
 static bool activity_result_recorded(Activity *a)
 {
         _cleanup_free_ char *probe = attempt_result_path(a);
-        /* ExecStopPost= writes it atomically (rename), so it is there whole or not at all. */
+        /* Written atomically (rename), so it is there whole or not at all. */
         return probe && access(probe, F_OK) >= 0;
 }
 
@@ -797,6 +834,21 @@ static void activity_adopt_running(Activity *a)
 {
         if (a->state == ACTIVITY_STARTING)
                 activity_set_state(a, ACTIVITY_RUNNING);
+}
+
+/* A failed unit kept for us: its Result= and main process status, then its end. */
+static int on_adopt_failed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) activity_read_properties(a, reply);
+        activity_adopt_running(a);
+        activity_unit_ended(a, true);
+        return 0;
 }
 
 static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
@@ -810,9 +862,20 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) sd_bus_message_read(reply, "v", "s", &state);
 
+        if (streq_ptr(state, "failed")) {
+                /* systemd's verdict (timeout, oom-kill) goes before what the wrapper saw. */
+                _cleanup_free_ char *path = NULL;
+                if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0 &&
+                    sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                             "org.freedesktop.systemd1", path,
+                                             "org.freedesktop.DBus.Properties", "GetAll",
+                                             on_adopt_failed, a, "s",
+                                             "org.freedesktop.systemd1.Service") >= 0)
+                        return 0;
+        }
         if (activity_result_recorded(a)) {
                 activity_adopt_running(a);
-                activity_unit_ended(a);
+                activity_unit_ended(a, streq_ptr(state, "failed"));
                 return 0;
         }
         if (!state) {
@@ -822,7 +885,7 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         }
         activity_adopt_running(a);
         if (streq(state, "failed")) {
-                activity_unit_ended(a);
+                activity_unit_ended(a, true);
                 return 0;
         }
         /* "inactive" without a result: its start job has not run yet, so the next inactive
@@ -846,7 +909,7 @@ static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error
                 /* Not loaded: it ended (and its result is written down), or it never started. */
                 if (activity_result_recorded(a)) {
                         activity_adopt_running(a);
-                        activity_unit_ended(a);
+                        activity_unit_ended(a, false);
                 } else if (a->state == ACTIVITY_STARTING)
                         activity_resend_start(a);
                 else {
@@ -1078,34 +1141,20 @@ static Activity *engine_find_unit(Engine *e, const char *unit)
         return &run->activities[index];
 }
 
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+/* Reads a unit's a{sv} properties (PropertiesChanged or GetAll) into a; returns ActiveState,
+ * if there. */
+static const char *activity_read_properties(Activity *a, sd_bus_message *m)
 {
-        Engine *e = userdata;
-        _cleanup_free_ char *unit = NULL;
-        const char *iface, *active = NULL;
-        Activity *a;
-        int r;
+        const char *active = NULL;
 
-        r = sd_bus_path_decode(sd_bus_message_get_path(m), "/org/freedesktop/systemd1/unit",
-                               &unit);
-        if (r <= 0 || !startswith(unit, "arkevent-"))
-                return 0;
-        a = engine_find_unit(e, unit);
-        if (!a || !activity_state_is_active(a->state))
-                return 0;
-
-        r = sd_bus_message_read(m, "s", &iface);
-        if (r < 0)
-                return 0;
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return NULL;
         while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                 const char *prop, *s;
                 int32_t i;
 
                 if (sd_bus_message_read(m, "s", &prop) < 0)
-                        return 0;
+                        return active;
                 if (streq(prop, "ActiveState") && sd_bus_message_read(m, "v", "s", &s) >= 0)
                         active = s;
                 else if (streq(prop, "Result") && sd_bus_message_read(m, "v", "s", &s) >= 0)
@@ -1134,6 +1183,30 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 (void) sd_bus_message_exit_container(m);
         }
 
+        return active;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+        _cleanup_free_ char *unit = NULL;
+        const char *iface, *active = NULL;
+        Activity *a;
+        int r;
+
+        r = sd_bus_path_decode(sd_bus_message_get_path(m), "/org/freedesktop/systemd1/unit",
+                               &unit);
+        if (r <= 0 || !startswith(unit, "arkevent-"))
+                return 0;
+        a = engine_find_unit(e, unit);
+        if (!a || !activity_state_is_active(a->state))
+                return 0;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0)
+                return 0;
+        active = activity_read_properties(a, m);
+
         if (!active)
                 return 0;
         if (streq(active, "active") || streq(active, "activating") ||
@@ -1143,7 +1216,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         }
         if ((streq(active, "inactive") || streq(active, "failed")) &&
             (a->seen_active || streq(active, "failed")))
-                activity_unit_ended(a);
+                activity_unit_ended(a, streq(active, "failed"));
         return 0;
 }
 
@@ -1705,6 +1778,7 @@ Engine *engine_free(Engine *e)
         free(e->runs);
         free(e->queue);
         free(e->starts);
+        strv_free(e->resets);
         free(e->listeners);
         sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);
