@@ -40,7 +40,14 @@ struct Engine {
         size_t n_starts, n_starts_allocated;
         char **resets; /* failed units whose result is in the open transaction, to reset once
                         * committed (then systemd collects them) */
+        unsigned n_unit_matches; /* units watched by a match of their own */
+        unsigned n_watched_by_all; /* units watched by match_slot, beyond that budget */
 };
+
+/* Matches of one unit each, so the daemon hears only of its own units (not of the mounts,
+ * targets and other units a start touches); beyond this many, one match for every unit: the
+ * match rule budget (512 per connection) does not grow with the number of units. */
+#define UNIT_MATCH_BUDGET 256u
 
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
 #define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
@@ -94,8 +101,11 @@ static int activity_start_unit(Activity *a);
 
 /* ---- runs in memory ---------------------------------------------------------------------- */
 
+static void activity_unwatch(Activity *a);
+
 static void activity_done(Activity *a)
 {
+        activity_unwatch(a);
         sd_event_source_disable_unref(a->retry_source);
         sd_bus_slot_unref(a->start_slot);
         sd_bus_message_unref(a->start_msg);
@@ -618,6 +628,7 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                 if (run->n_active > 0)
                         run->n_active--;
         }
+        activity_unwatch(a);
         (void) store_exec(e->store, NULL,
                           "UPDATE attempts SET state=?, exit_code=?, result=?, invocation_id=?, "
                           "finished_usec=? WHERE activity_id=? AND number=?",
@@ -803,6 +814,115 @@ static void activity_unit_ended(Activity *a, bool unit_failed)
                 strv_free(TAKE_PTR(e->resets));
 }
 
+/* ---- watching a unit ---------------------------------------------------------------------- */
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+static void activity_unit_state(Activity *a, const char *active);
+static const char *activity_read_properties(Activity *a, sd_bus_message *m);
+
+static int on_unit_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *iface;
+
+        if (!activity_state_is_active(a->state) || sd_bus_message_read(m, "s", &iface) < 0)
+                return 0;
+        activity_unit_state(a, activity_read_properties(a, m));
+        return 0;
+}
+
+static int on_recheck(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+
+        if (sd_bus_message_is_method_error(reply, NULL) || !activity_state_is_active(a->state))
+                return 0;
+        activity_unit_state(a, activity_read_properties(a, reply));
+        return 0;
+}
+static int engine_watch_all(Engine *e)
+{
+        if (e->match_slot)
+                return 0;
+        return sd_bus_match_signal_async(e->bus, &e->match_slot, "org.freedesktop.systemd1",
+                                         NULL, "org.freedesktop.DBus.Properties",
+                                         "PropertiesChanged", on_properties_changed, NULL, e);
+}
+
+static int on_unit_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        Engine *e = a->run->engine;
+
+        if (!sd_bus_message_is_method_error(m, NULL))
+                return 0;
+        /* No match of its own (the bus refused it): the one for every unit hears it. The
+         * refused one is gone, so no signal was missed in between only if that one was already
+         * there; it is installed before the unit is asked about again. */
+        log_warning("Cannot watch %s on its own (%s), watching every unit.", a->unit,
+                  sd_bus_message_get_error(m)->message);
+        a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+        if (e->n_unit_matches > 0)
+                e->n_unit_matches--;
+        if (engine_watch_all(e) >= 0) {
+                a->watched_by_all = true;
+                e->n_watched_by_all++;
+        }
+        /* What it announced before that match was there: ask (all interfaces), after it. */
+        _cleanup_free_ char *path = NULL;
+        if (activity_state_is_active(a->state) &&
+            sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0)
+                (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1", path,
+                                                "org.freedesktop.DBus.Properties", "GetAll",
+                                                on_recheck, a, "s", "");
+        return 0;
+}
+
+/* Before systemd hears of the unit (the bus installs the match before it passes on the start
+ * sent after it), so none of its signals is missed. */
+static int activity_watch(Activity *a)
+{
+        Engine *e = a->run->engine;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        /* Already watched: the same unit (a start sent again, an adoption asked again). A new
+         * attempt, a new unit, comes after activity_attempt_ended() dropped the old match. */
+        if (a->watch_slot || a->watched_by_all)
+                return 0;
+        if (e->n_unit_matches < UNIT_MATCH_BUDGET &&
+            sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0 &&
+            sd_bus_match_signal_async(e->bus, &a->watch_slot, "org.freedesktop.systemd1", path,
+                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                      on_unit_properties_changed, on_unit_match_installed,
+                                      a) >= 0) {
+                e->n_unit_matches++;
+                return 0;
+        }
+        r = engine_watch_all(e);
+        if (r < 0)
+                return r;
+        a->watched_by_all = true;
+        e->n_watched_by_all++;
+        return 0;
+}
+
+static void activity_unwatch(Activity *a)
+{
+        Engine *e = a->run->engine;
+
+        if (a->watch_slot) {
+                a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+                if (e->n_unit_matches > 0)
+                        e->n_unit_matches--;
+        }
+        if (a->watched_by_all) {
+                a->watched_by_all = false;
+                if (e->n_watched_by_all > 0 && --e->n_watched_by_all == 0)
+                        e->match_slot = sd_bus_slot_unref(e->match_slot);
+        }
+}
+
 /* ---- adopting a unit that may exist (after a restart) ----------------------------------- */
 
 static void activity_adopt(Activity *a);
@@ -938,7 +1058,9 @@ static void activity_adopt(Activity *a)
         int r;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+        r = activity_watch(a);
+        if (r >= 0)
+                r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
                                      "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                      "org.freedesktop.systemd1.Manager", "GetUnit",
                                      on_adopt_get_unit, a, "s", a->unit);
@@ -1111,7 +1233,9 @@ static void on_starts_committed(Store *s, int error, void *userdata)
                         activity_attempt_ended(a, ACTIVITY_CANCELLED, run->error ?: "run ended");
                         continue;
                 }
-                r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+                r = activity_watch(a);
+                if (r >= 0)
+                        r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
                 if (r < 0) {
                         (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
                         activity_attempt_ended(a, ACTIVITY_FAILED, reason);
@@ -1206,18 +1330,23 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         if (r < 0)
                 return 0;
         active = activity_read_properties(a, m);
+        activity_unit_state(a, active);
+        return 0;
+}
 
+/* The unit's ActiveState, as announced or read. */
+static void activity_unit_state(Activity *a, const char *active)
+{
         if (!active)
-                return 0;
+                return;
         if (streq(active, "active") || streq(active, "activating") ||
             streq(active, "deactivating") || streq(active, "reloading")) {
                 a->seen_active = true;
-                return 0;
+                return;
         }
         if ((streq(active, "inactive") || streq(active, "failed")) &&
             (a->seen_active || streq(active, "failed")))
                 activity_unit_ended(a, streq(active, "failed"));
-        return 0;
 }
 
 /* ---- submit, cancel, timeout ------------------------------------------------------------- */
@@ -1741,17 +1870,7 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", runs);
 
-        /* One match for every unit's PropertiesChanged: the match rule budget (512 per
-         * connection) does not grow with the number of units. */
-        r = sd_bus_add_match(bus, &e->match_slot,
-                             "type='signal',sender='org.freedesktop.systemd1',"
-                             "interface='org.freedesktop.DBus.Properties',"
-                             "member='PropertiesChanged',"
-                             "path_namespace='/org/freedesktop/systemd1/unit'",
-                             on_properties_changed, e);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch systemd's unit signals: %m");
-
+        /* Units are watched one by one (activity_watch()). */
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
         if (r < 0)
