@@ -1729,6 +1729,44 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         return 0;
 }
 
+/* Failed units kept for a result that is recorded already (a kill -9 came between the commit
+ * and the reset): reset once what is open now is committed too. */
+static int on_failed_units(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+        bool was_empty = !e->resets;
+        const char *name;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+        if (r < 0)
+                return 0;
+        while (sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL,
+                                   NULL, NULL, NULL, NULL) > 0) {
+                int64_t run_id;
+                size_t index;
+                unsigned attempt;
+                int n = 0;
+                Activity *a;
+
+                /* Activity units only (not arkevent-cron@ and the like). */
+                if (sscanf(name, "arkevent-%" SCNi64 "-%zu-%u.service%n", &run_id, &index,
+                           &attempt, &n) != 3 ||
+                    name[n] != 0)
+                        continue;
+                a = engine_find_unit(e, name);
+                if (a && activity_state_is_active(a->state))
+                        continue; /* not recorded yet: its adoption reads and resets it */
+                if (strv_extend(&e->resets, name) < 0)
+                        break;
+        }
+        if (was_empty && e->resets && store_on_commit(e->store, on_resets_committed, e) < 0)
+                strv_free(TAKE_PTR(e->resets));
+        return 0;
+}
+
 int engine_recover(Engine *e)
 {
         sqlite3_stmt *st;
@@ -1790,6 +1828,14 @@ int engine_recover(Engine *e)
                         i--;
         }
         engine_dispatch(e);
+
+        r = sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                     "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "ListUnitsByPatterns",
+                                     on_failed_units, e, "asas", 1, "failed", 1,
+                                     "arkevent-*.service");
+        if (r < 0)
+                log_debug_errno(r, "Cannot list failed units, ignoring: %m");
         return (int) n;
 }
 

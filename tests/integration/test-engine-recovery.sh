@@ -79,4 +79,15 @@ assert_eq "$(echo "$run" | json 'd["activities"][0]["state"]')" TimedOut "timed-
 assert_eq "$(echo "$run" | json 'd["activities"][0]["result"]')" timeout "its unit result"
 assert_eq "$(echo "$run" | json 'd["activities"][1]["exitCode"]')" 3 "failed step's exit code"
 tb_wait_sh 20 "! systemctl list-units --all --no-legend 'arkevent-$id3-*' | grep -q ."
+
+# 4: a failed activity unit whose result is recorded already (the daemon died between that
+# commit and the reset) is reset at the next start; other failed units are not touched.
+tb_run systemd-run -q --unit=arkevent-999999-0-1.service /bin/false
+tb_run systemd-run -q --unit=arkevent-other.service /bin/false
+tb_wait_sh 20 "systemctl is-failed -q arkevent-999999-0-1.service"
+tb_wait_sh 20 "systemctl is-failed -q arkevent-other.service"
+kill_daemon
+tb_run systemctl start arkevent.service
+tb_wait_sh 20 "! systemctl list-units --all --no-legend arkevent-999999-0-1.service | grep -q ."
+assert_eq "$(tb_run systemctl is-failed arkevent-other.service || true)" failed "a unit that is not an activity's"
 log "ok"
