@@ -487,7 +487,10 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
         if (r >= 0 && s->step->user)
                 r = append_prop_s(m, "User", s->step->user);
         /* The sandbox. The strict level's extra mounts cost systemd about 15 ms per unit start
-         * here, so it is a choice (engine.stepSandbox), not the default. */
+         * here, so it is a choice (engine.stepSandbox), not the default. The default level
+         * costs about 1.3 ms per unit (bench/run-engine, floor_sandbox): PrivateTmp= most of
+         * it (its mount namespace and the dependencies on /tmp and /var/tmp), RestrictSUIDSGID=
+         * (a seccomp filter) about 0.4 ms, NoNewPrivileges= nothing measurable. */
         if (r >= 0 && s->sandbox >= STEP_SANDBOX_DEFAULT) {
                 r = append_prop_b(m, "PrivateTmp", 1);
                 if (r >= 0)
