@@ -2,10 +2,14 @@
 /* bench-units: the transient-unit floor beside arkevent's one-activity runs.
  *
  *   bench-units floor    SERIAL PIPELINED WINDOW
+ *   bench-units floor_sandbox SERIAL PIPELINED WINDOW
  *   bench-units arkevent SERIAL PIPELINED WINDOW FLOW
  *
  * floor: starts trivial transient units (/bin/true) directly with StartTransientUnit and waits
  * for each to end (PropertiesChanged to inactive), the same way arkevent watches its units.
+ * floor_sandbox: the same units with the properties of arkevent's default step sandbox
+ * (engine.stepSandbox: default), PrivateTmp=, NoNewPrivileges=, RestrictSUIDSGID= (or the
+ * boolean properties named in $BENCH_FLOOR_PROPS, comma-separated): the like-for-like floor.
  * arkevent: starts runs of FLOW with the daemon's StartRun and waits for its RunFinished signal
  * (start-to-recorded). Both print serial latency percentiles and pipelined throughput as
  * "key=value" lines. Runs against the system bus it finds (the test bed's). */
@@ -37,6 +41,7 @@ static Item items[MAX_ITEMS];
 static unsigned n_items, n_done;
 static const char *mode;
 static char prefix[64];
+static char **sandbox_props; /* boolean properties set to true in floor_sandbox mode */
 
 static Item *find_item(uint64_t key)
 {
@@ -119,6 +124,8 @@ static int start_floor(sd_bus *bus, uint64_t n)
         if (r >= 0)
                 r = sd_bus_message_append(m, "(sv)", "ExecStart", "a(sasb)", 1, "/bin/true", 1,
                                           "/bin/true", 0);
+        for (char **p = sandbox_props; r >= 0 && p && *p; p++)
+                r = sd_bus_message_append(m, "(sv)", *p, "b", 1);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -189,9 +196,12 @@ int main(int argc, char *argv[])
         uint64_t lat[MAX_ITEMS], t0, t1, next = 0;
         int r;
 
-        if (argc < 5 || (strcmp(argv[1], "floor") != 0 && strcmp(argv[1], "arkevent") != 0) ||
+        if (argc < 5 ||
+            (strcmp(argv[1], "floor") != 0 && strcmp(argv[1], "floor_sandbox") != 0 &&
+             strcmp(argv[1], "arkevent") != 0) ||
             (strcmp(argv[1], "arkevent") == 0 && argc < 6)) {
                 fprintf(stderr, "Usage: bench-units floor SERIAL PIPELINED WINDOW\n"
+                                "       bench-units floor_sandbox SERIAL PIPELINED WINDOW\n"
                                 "       bench-units arkevent SERIAL PIPELINED WINDOW FLOW\n");
                 return 2;
         }
@@ -199,8 +209,20 @@ int main(int argc, char *argv[])
         serial = (unsigned) atoi(argv[2]);
         pipelined = (unsigned) atoi(argv[3]);
         window = (unsigned) atoi(argv[4]);
-        if (argc > 5)
+        if (argc > 5 && strcmp(mode, "arkevent") == 0)
                 flow = argv[5];
+        if (strcmp(mode, "floor_sandbox") == 0) {
+                static char *props[32];
+                static char list[1024];
+                unsigned n = 0;
+
+                snprintf(list, sizeof(list), "%s",
+                         getenv("BENCH_FLOOR_PROPS")
+                                 ?: "PrivateTmp,NoNewPrivileges,RestrictSUIDSGID");
+                for (char *t = strtok(list, ","); t && n < 31; t = strtok(NULL, ","))
+                        props[n++] = t;
+                sandbox_props = props;
+        }
         if (serial + pipelined > MAX_ITEMS || serial == 0 || window == 0)
                 return 2;
         snprintf(prefix, sizeof(prefix), "bench-floor-%x-", (unsigned) (now_us() & 0xffffff));

@@ -38,7 +38,16 @@ struct Engine {
         sd_event_source *prune_source;
         QueueEntry *starts; /* attempts recorded in the open transaction, to start once committed */
         size_t n_starts, n_starts_allocated;
+        char **resets; /* failed units whose result is in the open transaction, to reset once
+                        * committed (then systemd collects them) */
+        unsigned n_unit_matches; /* units watched by a match of their own */
+        unsigned n_watched_by_all; /* units watched by match_slot, beyond that budget */
 };
+
+/* Matches of one unit each, so the daemon hears only of its own units (not of the mounts,
+ * targets and other units a start touches); beyond this many, one match for every unit: the
+ * match rule budget (512 per connection) does not grow with the number of units. */
+#define UNIT_MATCH_BUDGET 256u
 
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
 #define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
@@ -92,8 +101,11 @@ static int activity_start_unit(Activity *a);
 
 /* ---- runs in memory ---------------------------------------------------------------------- */
 
+static void activity_unwatch(Activity *a);
+
 static void activity_done(Activity *a)
 {
+        activity_unwatch(a);
         sd_event_source_disable_unref(a->retry_source);
         sd_bus_slot_unref(a->start_slot);
         sd_bus_message_unref(a->start_msg);
@@ -616,6 +628,7 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                 if (run->n_active > 0)
                         run->n_active--;
         }
+        activity_unwatch(a);
         (void) store_exec(e->store, NULL,
                           "UPDATE attempts SET state=?, exit_code=?, result=?, invocation_id=?, "
                           "finished_usec=? WHERE activity_id=? AND number=?",
@@ -712,7 +725,7 @@ static void activity_read_output(Activity *a)
         }
 }
 
-/* Reads the result the unit's ExecStopPost= left. Returns 0 when found, -ENOENT if not there. */
+/* Reads the result the step's wrapper or the unit's ExecStopPost= left. Returns 0 when found, -ENOENT if not there. */
 static int activity_read_result(Activity *a, ActivityState *ret_state, char **ret_reason)
 {
         _cleanup_free_ char *path = attempt_result_path(a), *text = NULL;
@@ -738,13 +751,44 @@ static int activity_read_result(Activity *a, ActivityState *ret_state, char **re
                                      ret_reason);
 }
 
-static void activity_unit_ended(Activity *a)
+/* systemd's own verdicts on a unit, which the step's exit (as the wrapper saw it) does not show. */
+static bool result_is_verdict(const char *result)
+{
+        return result && *result && !streq(result, "success") && !streq(result, "exit-code") &&
+               !streq(result, "signal") && !streq(result, "core-dump");
+}
+
+static void on_resets_committed(Store *s, int error, void *userdata)
+{
+        Engine *e = userdata;
+        _cleanup_strv_free_ char **units = TAKE_PTR(e->resets);
+
+        /* Not recorded: keep the units, a restart reads them again. */
+        if (error < 0)
+                return;
+        STRV_FOREACH(u, units)
+                (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                                "/org/freedesktop/systemd1",
+                                                "org.freedesktop.systemd1.Manager",
+                                                "ResetFailedUnit", NULL, NULL, "s", *u);
+}
+
+/* The unit ended; unit_failed: it is still loaded in the "failed" state, kept for us. */
+static void activity_unit_ended(Activity *a, bool unit_failed)
 {
         _cleanup_free_ char *reason = NULL;
+        Engine *e = a->run->engine;
+        bool reset = false;
         ActivityState s;
         int r;
 
-        r = activity_read_result(a, &s, &reason);
+        if (unit_failed && a->unit) {
+                reset = !e->resets;
+                if (strv_extend(&e->resets, a->unit) < 0)
+                        reset = false;
+        }
+
+        r = result_is_verdict(a->announced_result) ? -EEXIST : activity_read_result(a, &s, &reason);
         if (r < 0) {
                 /* No record from ExecStopPost=: use what systemd announced. */
                 char code[32], status[32];
@@ -764,12 +808,125 @@ static void activity_unit_ended(Activity *a)
                                              &a->exit_code, &a->result, &s, &reason);
         }
         activity_read_output(a);
-        activity_attempt_ended(a, s, reason);
+        activity_attempt_ended(a, s, reason); /* may free a */
+        /* Reset once the result is committed: a kill -9 before finds the unit still there. */
+        if (reset && store_on_commit(e->store, on_resets_committed, e) < 0)
+                strv_free(TAKE_PTR(e->resets));
+}
+
+/* ---- watching a unit ---------------------------------------------------------------------- */
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+static void activity_unit_state(Activity *a, const char *active);
+static const char *activity_read_properties(Activity *a, sd_bus_message *m);
+
+static int on_unit_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        const char *iface;
+
+        if (!activity_state_is_active(a->state) || sd_bus_message_read(m, "s", &iface) < 0)
+                return 0;
+        activity_unit_state(a, activity_read_properties(a, m));
+        return 0;
+}
+
+static int on_recheck(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+
+        if (sd_bus_message_is_method_error(reply, NULL) || !activity_state_is_active(a->state))
+                return 0;
+        activity_unit_state(a, activity_read_properties(a, reply));
+        return 0;
+}
+static int engine_watch_all(Engine *e)
+{
+        if (e->match_slot)
+                return 0;
+        return sd_bus_match_signal_async(e->bus, &e->match_slot, "org.freedesktop.systemd1",
+                                         NULL, "org.freedesktop.DBus.Properties",
+                                         "PropertiesChanged", on_properties_changed, NULL, e);
+}
+
+static int on_unit_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+        Engine *e = a->run->engine;
+
+        if (!sd_bus_message_is_method_error(m, NULL))
+                return 0;
+        /* No match of its own (the bus refused it): the one for every unit hears it. The
+         * refused one is gone, so no signal was missed in between only if that one was already
+         * there; it is installed before the unit is asked about again. */
+        log_warning("Cannot watch %s on its own (%s), watching every unit.", a->unit,
+                  sd_bus_message_get_error(m)->message);
+        a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+        if (e->n_unit_matches > 0)
+                e->n_unit_matches--;
+        if (engine_watch_all(e) >= 0) {
+                a->watched_by_all = true;
+                e->n_watched_by_all++;
+        }
+        /* What it announced before that match was there: ask (all interfaces), after it. */
+        _cleanup_free_ char *path = NULL;
+        if (activity_state_is_active(a->state) &&
+            sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0)
+                (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1", path,
+                                                "org.freedesktop.DBus.Properties", "GetAll",
+                                                on_recheck, a, "s", "");
+        return 0;
+}
+
+/* Before systemd hears of the unit (the bus installs the match before it passes on the start
+ * sent after it), so none of its signals is missed. */
+static int activity_watch(Activity *a)
+{
+        Engine *e = a->run->engine;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        /* Already watched: the same unit (a start sent again, an adoption asked again). A new
+         * attempt, a new unit, comes after activity_attempt_ended() dropped the old match. */
+        if (a->watch_slot || a->watched_by_all)
+                return 0;
+        if (e->n_unit_matches < UNIT_MATCH_BUDGET &&
+            sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0 &&
+            sd_bus_match_signal_async(e->bus, &a->watch_slot, "org.freedesktop.systemd1", path,
+                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                      on_unit_properties_changed, on_unit_match_installed,
+                                      a) >= 0) {
+                e->n_unit_matches++;
+                return 0;
+        }
+        r = engine_watch_all(e);
+        if (r < 0)
+                return r;
+        a->watched_by_all = true;
+        e->n_watched_by_all++;
+        return 0;
+}
+
+static void activity_unwatch(Activity *a)
+{
+        Engine *e = a->run->engine;
+
+        if (a->watch_slot) {
+                a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+                if (e->n_unit_matches > 0)
+                        e->n_unit_matches--;
+        }
+        if (a->watched_by_all) {
+                a->watched_by_all = false;
+                if (e->n_watched_by_all > 0 && --e->n_watched_by_all == 0)
+                        e->match_slot = sd_bus_slot_unref(e->match_slot);
+        }
 }
 
 /* ---- adopting a unit that may exist (after a restart) ----------------------------------- */
 
 static void activity_adopt(Activity *a);
+static const char *activity_read_properties(Activity *a, sd_bus_message *m);
 
 /* A start that never reached systemd: send it again, as the same attempt under the same unit
  * name (systemd refuses a second start of a unit that is there: UnitExists). */
@@ -789,7 +946,7 @@ static void activity_resend_start(Activity *a)
 static bool activity_result_recorded(Activity *a)
 {
         _cleanup_free_ char *probe = attempt_result_path(a);
-        /* ExecStopPost= writes it atomically (rename), so it is there whole or not at all. */
+        /* Written atomically (rename), so it is there whole or not at all. */
         return probe && access(probe, F_OK) >= 0;
 }
 
@@ -797,6 +954,21 @@ static void activity_adopt_running(Activity *a)
 {
         if (a->state == ACTIVITY_STARTING)
                 activity_set_state(a, ACTIVITY_RUNNING);
+}
+
+/* A failed unit kept for us: its Result= and main process status, then its end. */
+static int on_adopt_failed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Activity *a = userdata;
+
+        a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (!activity_state_is_active(a->state))
+                return 0;
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) activity_read_properties(a, reply);
+        activity_adopt_running(a);
+        activity_unit_ended(a, true);
+        return 0;
 }
 
 static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
@@ -810,9 +982,20 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) sd_bus_message_read(reply, "v", "s", &state);
 
+        if (streq_ptr(state, "failed")) {
+                /* systemd's verdict (timeout, oom-kill) goes before what the wrapper saw. */
+                _cleanup_free_ char *path = NULL;
+                if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0 &&
+                    sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+                                             "org.freedesktop.systemd1", path,
+                                             "org.freedesktop.DBus.Properties", "GetAll",
+                                             on_adopt_failed, a, "s",
+                                             "org.freedesktop.systemd1.Service") >= 0)
+                        return 0;
+        }
         if (activity_result_recorded(a)) {
                 activity_adopt_running(a);
-                activity_unit_ended(a);
+                activity_unit_ended(a, streq_ptr(state, "failed"));
                 return 0;
         }
         if (!state) {
@@ -822,7 +1005,7 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         }
         activity_adopt_running(a);
         if (streq(state, "failed")) {
-                activity_unit_ended(a);
+                activity_unit_ended(a, true);
                 return 0;
         }
         /* "inactive" without a result: its start job has not run yet, so the next inactive
@@ -846,7 +1029,7 @@ static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error
                 /* Not loaded: it ended (and its result is written down), or it never started. */
                 if (activity_result_recorded(a)) {
                         activity_adopt_running(a);
-                        activity_unit_ended(a);
+                        activity_unit_ended(a, false);
                 } else if (a->state == ACTIVITY_STARTING)
                         activity_resend_start(a);
                 else {
@@ -875,7 +1058,9 @@ static void activity_adopt(Activity *a)
         int r;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
+        r = activity_watch(a);
+        if (r >= 0)
+                r = sd_bus_call_method_async(a->run->engine->bus, &a->start_slot,
                                      "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                      "org.freedesktop.systemd1.Manager", "GetUnit",
                                      on_adopt_get_unit, a, "s", a->unit);
@@ -1048,7 +1233,9 @@ static void on_starts_committed(Store *s, int error, void *userdata)
                         activity_attempt_ended(a, ACTIVITY_CANCELLED, run->error ?: "run ended");
                         continue;
                 }
-                r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+                r = activity_watch(a);
+                if (r >= 0)
+                        r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
                 if (r < 0) {
                         (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
                         activity_attempt_ended(a, ACTIVITY_FAILED, reason);
@@ -1078,34 +1265,20 @@ static Activity *engine_find_unit(Engine *e, const char *unit)
         return &run->activities[index];
 }
 
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+/* Reads a unit's a{sv} properties (PropertiesChanged or GetAll) into a; returns ActiveState,
+ * if there. */
+static const char *activity_read_properties(Activity *a, sd_bus_message *m)
 {
-        Engine *e = userdata;
-        _cleanup_free_ char *unit = NULL;
-        const char *iface, *active = NULL;
-        Activity *a;
-        int r;
+        const char *active = NULL;
 
-        r = sd_bus_path_decode(sd_bus_message_get_path(m), "/org/freedesktop/systemd1/unit",
-                               &unit);
-        if (r <= 0 || !startswith(unit, "arkevent-"))
-                return 0;
-        a = engine_find_unit(e, unit);
-        if (!a || !activity_state_is_active(a->state))
-                return 0;
-
-        r = sd_bus_message_read(m, "s", &iface);
-        if (r < 0)
-                return 0;
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return NULL;
         while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                 const char *prop, *s;
                 int32_t i;
 
                 if (sd_bus_message_read(m, "s", &prop) < 0)
-                        return 0;
+                        return active;
                 if (streq(prop, "ActiveState") && sd_bus_message_read(m, "v", "s", &s) >= 0)
                         active = s;
                 else if (streq(prop, "Result") && sd_bus_message_read(m, "v", "s", &s) >= 0)
@@ -1134,17 +1307,46 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 (void) sd_bus_message_exit_container(m);
         }
 
-        if (!active)
+        return active;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+        _cleanup_free_ char *unit = NULL;
+        const char *iface, *active = NULL;
+        Activity *a;
+        int r;
+
+        r = sd_bus_path_decode(sd_bus_message_get_path(m), "/org/freedesktop/systemd1/unit",
+                               &unit);
+        if (r <= 0 || !startswith(unit, "arkevent-"))
                 return 0;
+        a = engine_find_unit(e, unit);
+        if (!a || !activity_state_is_active(a->state))
+                return 0;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0)
+                return 0;
+        active = activity_read_properties(a, m);
+        activity_unit_state(a, active);
+        return 0;
+}
+
+/* The unit's ActiveState, as announced or read. */
+static void activity_unit_state(Activity *a, const char *active)
+{
+        if (!active)
+                return;
         if (streq(active, "active") || streq(active, "activating") ||
             streq(active, "deactivating") || streq(active, "reloading")) {
                 a->seen_active = true;
-                return 0;
+                return;
         }
         if ((streq(active, "inactive") || streq(active, "failed")) &&
             (a->seen_active || streq(active, "failed")))
-                activity_unit_ended(a);
-        return 0;
+                activity_unit_ended(a, streq(active, "failed"));
 }
 
 /* ---- submit, cancel, timeout ------------------------------------------------------------- */
@@ -1527,6 +1729,44 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         return 0;
 }
 
+/* Failed units kept for a result that is recorded already (a kill -9 came between the commit
+ * and the reset): reset once what is open now is committed too. */
+static int on_failed_units(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+        bool was_empty = !e->resets;
+        const char *name;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+        if (r < 0)
+                return 0;
+        while (sd_bus_message_read(reply, "(ssssssouso)", &name, NULL, NULL, NULL, NULL, NULL,
+                                   NULL, NULL, NULL, NULL) > 0) {
+                int64_t run_id;
+                size_t index;
+                unsigned attempt;
+                int n = 0;
+                Activity *a;
+
+                /* Activity units only (not arkevent-cron@ and the like). */
+                if (sscanf(name, "arkevent-%" SCNi64 "-%zu-%u.service%n", &run_id, &index,
+                           &attempt, &n) != 3 ||
+                    name[n] != 0)
+                        continue;
+                a = engine_find_unit(e, name);
+                if (a && activity_state_is_active(a->state))
+                        continue; /* not recorded yet: its adoption reads and resets it */
+                if (strv_extend(&e->resets, name) < 0)
+                        break;
+        }
+        if (was_empty && e->resets && store_on_commit(e->store, on_resets_committed, e) < 0)
+                strv_free(TAKE_PTR(e->resets));
+        return 0;
+}
+
 int engine_recover(Engine *e)
 {
         sqlite3_stmt *st;
@@ -1588,6 +1828,14 @@ int engine_recover(Engine *e)
                         i--;
         }
         engine_dispatch(e);
+
+        r = sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                     "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "ListUnitsByPatterns",
+                                     on_failed_units, e, "asas", 1, "failed", 1,
+                                     "arkevent-*.service");
+        if (r < 0)
+                log_debug_errno(r, "Cannot list failed units, ignoring: %m");
         return (int) n;
 }
 
@@ -1668,17 +1916,7 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", runs);
 
-        /* One match for every unit's PropertiesChanged: the match rule budget (512 per
-         * connection) does not grow with the number of units. */
-        r = sd_bus_add_match(bus, &e->match_slot,
-                             "type='signal',sender='org.freedesktop.systemd1',"
-                             "interface='org.freedesktop.DBus.Properties',"
-                             "member='PropertiesChanged',"
-                             "path_namespace='/org/freedesktop/systemd1/unit'",
-                             on_properties_changed, e);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch systemd's unit signals: %m");
-
+        /* Units are watched one by one (activity_watch()). */
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
         if (r < 0)
@@ -1705,6 +1943,7 @@ Engine *engine_free(Engine *e)
         free(e->runs);
         free(e->queue);
         free(e->starts);
+        strv_free(e->resets);
         free(e->listeners);
         sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);

@@ -61,6 +61,8 @@ typedef struct Activity {
         int announced_code, announced_status;
         uint64_t next_attempt_usec; /* CLOCK_REALTIME of the next attempt while Waiting */
         sd_bus_message *start_msg; /* StartTransientUnit, held until the attempt is committed */
+        sd_bus_slot *watch_slot;   /* the match for this unit's PropertiesChanged */
+        bool watched_by_all;       /* watched by the match for every unit instead */
 } Activity;
 
 struct Run {

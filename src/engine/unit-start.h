@@ -32,7 +32,7 @@ typedef struct UnitSpec {
         const char *input_path;
         const char *output_path;  /* $ARKEVENT_OUTPUT */
         const char *capture_path; /* standard output copy */
-        const char *result_path;  /* written by ExecStopPost= */
+        const char *result_path;  /* written by the wrapper or ExecStopPost= */
         const char *step_binary;
         uint64_t output_max_bytes;
         json_object *template_ctx; /* for inputs: and env: */

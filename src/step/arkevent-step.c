@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* arkevent-step: runs inside every activity's transient unit.
  *
- *   arkevent-step run CAPTURE_FILE MAX_BYTES -- COMMAND [ARG...]
+ *   arkevent-step run CAPTURE_FILE MAX_BYTES [RESULT_FILE] -- COMMAND [ARG...]
  *       Runs COMMAND with its standard output copied both to our own standard output (the
  *       journal) and, up to MAX_BYTES, to CAPTURE_FILE: the step's output when it does not
- *       write $ARKEVENT_OUTPUT. Exits as COMMAND did (re-raising its signal), so systemd sees the
- *       step's own result.
+ *       write $ARKEVENT_OUTPUT. When COMMAND ends, writes its result to RESULT_FILE (in the
+ *       form "record" uses), then exits as COMMAND did (re-raising its signal), so systemd sees
+ *       the step's own result. Stop signals (TERM, INT, HUP, PIPE) reach COMMAND from systemd;
+ *       the wrapper itself outlives them long enough to write down how COMMAND ended. When the
+ *       wrapper cannot write the result (killed by SIGKILL, a timeout or OOM verdict), the unit
+ *       fails and systemd keeps it loaded (CollectMode=inactive) with its result until the
+ *       daemon has recorded it.
  *
  *   arkevent-step record RESULT_FILE
  *       Runs as ExecStopPost=: writes $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS to RESULT_FILE
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +45,14 @@ static int write_all(int fd, const char *buf, size_t n)
         return 0;
 }
 
-static int do_record(const char *path)
+static int write_result(const char *path, const char *result, const char *code,
+                        const char *status)
 {
         char tmp[4096], buf[1024];
         int fd, n;
 
         n = snprintf(buf, sizeof(buf), "SERVICE_RESULT=%s\nEXIT_CODE=%s\nEXIT_STATUS=%s\n",
-                     getenv("SERVICE_RESULT") ?: "", getenv("EXIT_CODE") ?: "",
-                     getenv("EXIT_STATUS") ?: "");
+                     result, code, status);
         if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
                 return 1;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -66,7 +72,22 @@ static int do_record(const char *path)
         return 0;
 }
 
-static int do_run(const char *capture, unsigned long long max, char **argv)
+static int do_record(const char *path)
+{
+        return write_result(path, getenv("SERVICE_RESULT") ?: "", getenv("EXIT_CODE") ?: "",
+                            getenv("EXIT_STATUS") ?: "");
+}
+
+/* The stop signals systemd sends the whole unit: noted, not obeyed, so the wrapper lives to see
+ * COMMAND end. A handled (not ignored) signal is back to its default in COMMAND after exec. */
+static void on_stop_signal(int sig)
+{
+}
+
+static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE };
+
+static int do_run(const char *capture, unsigned long long max, const char *result_path,
+                  char **argv)
 {
         unsigned long long captured = 0;
         int pipefd[2], cfd, status;
@@ -80,6 +101,12 @@ static int do_run(const char *capture, unsigned long long max, char **argv)
         }
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return 127;
+        if (result_path)
+                for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+                        struct sigaction sa = { .sa_handler = on_stop_signal };
+                        sigemptyset(&sa.sa_mask);
+                        (void) sigaction(stop_signals[i], &sa, NULL);
+                }
 
         pid = fork();
         if (pid < 0)
@@ -115,6 +142,26 @@ static int do_run(const char *capture, unsigned long long max, char **argv)
                 if (errno != EINTR)
                         return 127;
 
+        if (result_path) {
+                char num[16];
+                const char *sig = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
+
+                if (WIFSIGNALED(status))
+                        snprintf(num, sizeof(num), "%d", WTERMSIG(status));
+                else
+                        snprintf(num, sizeof(num), "%d", WEXITSTATUS(status));
+                /* As systemd would put it in $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS. */
+                (void) write_result(result_path,
+                                    !WIFSIGNALED(status) ? (WEXITSTATUS(status) == 0 ? "success"
+                                                                                     : "exit-code")
+                                    : WCOREDUMP(status)  ? "core-dump"
+                                                         : "signal",
+                                    !WIFSIGNALED(status) ? "exited"
+                                    : WCOREDUMP(status)  ? "dumped"
+                                                         : "killed",
+                                    sig ?: num);
+        }
+
         if (WIFSIGNALED(status)) {
                 /* Die the same way, so the unit's result names the signal. */
                 signal(WTERMSIG(status), SIG_DFL);
@@ -129,16 +176,19 @@ int main(int argc, char *argv[])
         if (argc == 3 && strcmp(argv[1], "record") == 0)
                 return do_record(argv[2]);
 
-        if (argc >= 6 && strcmp(argv[1], "run") == 0 && strcmp(argv[4], "--") == 0) {
+        if (argc >= 6 && strcmp(argv[1], "run") == 0 &&
+            (strcmp(argv[4], "--") == 0 || (argc >= 7 && strcmp(argv[5], "--") == 0))) {
+                bool with_result = strcmp(argv[4], "--") != 0;
                 char *end;
                 unsigned long long max = strtoull(argv[3], &end, 10);
                 if (*end)
                         return 127;
-                return do_run(argv[2], max, argv + 5);
+                return do_run(argv[2], max, with_result ? argv[4] : NULL,
+                              argv + (with_result ? 6 : 5));
         }
 
         fprintf(stderr,
-                "Usage: arkevent-step run CAPTURE_FILE MAX_BYTES -- COMMAND [ARG...]\n"
+                "Usage: arkevent-step run CAPTURE_FILE MAX_BYTES [RESULT_FILE] -- COMMAND [ARG...]\n"
                 "       arkevent-step record RESULT_FILE\n"
                 "Runs inside arkevent's activity units; not meant to be called by hand.\n");
         return 2;

@@ -149,4 +149,6 @@ out=$(get "$r_echo" | json 'd["activities"][0]["output"]')
 assert_eq "$out" "$weird" "payload with shell metacharacters"
 ws=$(tb_run ls "/var/lib/arkevent/runs/$r_echo/workspace")
 assert_not_contains "$ws" pwned "workspace"
+# Failed units stay loaded only until their result is recorded.
+tb_wait_sh 20 "! systemctl list-units --all --no-legend --state=failed 'arkevent-*' | grep -q ."
 log "ok"

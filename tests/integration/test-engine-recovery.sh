@@ -16,6 +16,14 @@ spec:
       run: echo "$L+$S"
   output: "{{ .steps.after.output }}"
 YAML
+tb_write /etc/arkevent.d/doomed.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: doomed}
+spec:
+  steps:
+    - {name: slow, timeoutSeconds: 1, run: "sleep 30"}
+    - {name: bad, run: "sleep 1; exit 3"}
+YAML
 tb_start_arkevent
 
 kill_daemon() {
@@ -54,4 +62,32 @@ for r in "$id" "$id2"; do
         done
 done
 tb_wait_sh 10 "journalctl -u arkevent.service --no-pager | grep -q 'Recovering 1 unfinished runs'"
+
+# 3: a step times out and another fails while the daemon is down. Neither step's own process
+# wrote a usable verdict (the timeout is systemd's): the failed units stay loaded until the
+# restarted daemon has recorded them, then go.
+id3=$(tb_api POST /api/v1/runs -d '{"flow": "doomed"}' | json 'd["id"]')
+tb_wait 20 systemctl is-active "arkevent-$id3-0-1.service"
+tb_wait 20 systemctl is-active "arkevent-$id3-1-1.service"
+kill_daemon
+tb_wait_sh 20 "systemctl is-failed -q arkevent-$id3-0-1.service"
+tb_wait_sh 20 "systemctl is-failed -q arkevent-$id3-1-1.service"
+tb_run systemctl start arkevent.service
+assert_eq "$(tb_wait_run "$id3" 60)" Failed "run $id3"
+run=$(tb_api GET "/api/v1/runs/$id3")
+assert_eq "$(echo "$run" | json 'd["activities"][0]["state"]')" TimedOut "timed-out step recorded after the restart"
+assert_eq "$(echo "$run" | json 'd["activities"][0]["result"]')" timeout "its unit result"
+assert_eq "$(echo "$run" | json 'd["activities"][1]["exitCode"]')" 3 "failed step's exit code"
+tb_wait_sh 20 "! systemctl list-units --all --no-legend 'arkevent-$id3-*' | grep -q ."
+
+# 4: a failed activity unit whose result is recorded already (the daemon died between that
+# commit and the reset) is reset at the next start; other failed units are not touched.
+tb_run systemd-run -q --unit=arkevent-999999-0-1.service /bin/false
+tb_run systemd-run -q --unit=arkevent-other.service /bin/false
+tb_wait_sh 20 "systemctl is-failed -q arkevent-999999-0-1.service"
+tb_wait_sh 20 "systemctl is-failed -q arkevent-other.service"
+kill_daemon
+tb_run systemctl start arkevent.service
+tb_wait_sh 20 "! systemctl list-units --all --no-legend arkevent-999999-0-1.service | grep -q ."
+assert_eq "$(tb_run systemctl is-failed arkevent-other.service || true)" failed "a unit that is not an activity's"
 log "ok"
