@@ -294,7 +294,7 @@ static int manager_setup_state(Manager *m)
         return 0;
 }
 
-static int manager_setup_outbox(Manager *m, const EngineConfig *ec)
+static int manager_setup_outbox(Manager *m)
 {
         OutboxConfig oc = {
                 .state_dir = m->config.state_dir,
@@ -302,9 +302,6 @@ static int manager_setup_outbox(Manager *m, const EngineConfig *ec)
                 .max_age_usec = m->config.webhook_max_age_sec * USEC_PER_SEC,
                 .backoff_initial_usec = m->config.webhook_backoff_initial_sec * USEC_PER_SEC,
                 .backoff_max_usec = m->config.webhook_backoff_max_sec * USEC_PER_SEC,
-                .step_binary = ec->step_binary,
-                .output_max_bytes = ec->output_max_bytes,
-                .sandbox = ec->sandbox,
         };
         int r;
 
@@ -368,7 +365,7 @@ static int manager_setup_engine(Manager *m)
         if (r < 0)
                 return r;
         /* Before recovery: what ended while the daemon was down is told, too. */
-        (void) manager_setup_outbox(m, &ec);
+        (void) manager_setup_outbox(m);
         r = engine_recover(m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to recover unfinished runs: %m");

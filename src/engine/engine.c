@@ -1096,13 +1096,79 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* The paths an attempt's unit is given, owned by the caller of activity_unit_spec(). */
+typedef struct AttemptPaths {
+        char *output, *capture, *result, *input;
+} AttemptPaths;
+
+static void attempt_paths_done(AttemptPaths *p)
+{
+        free(p->output);
+        free(p->capture);
+        free(p->result);
+        free(p->input);
+}
+
+/* How the unit of a's current attempt is (or was) started: the engine's start and the unit
+ * description that outbound webhooks carry come from this one place. */
+static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths, UnitSpec *ret)
+{
+        Run *run = a->run;
+        Engine *e = run->engine;
+
+        *paths = (AttemptPaths){
+                .output = activity_path(a, ".output"),
+                .capture = activity_path(a, ".stdout"),
+                .result = attempt_result_path(a),
+        };
+        if (!paths->output || !paths->capture || !paths->result ||
+            asprintf(&paths->input, "%s/meta/input.json", run->dir) < 0)
+                return -ENOMEM;
+        *ret = (UnitSpec){
+                .unit = a->unit,
+                .run_id = run->id,
+                .ns = run->ns,
+                .flow = run->flow_name,
+                .flow_def = run->flow,
+                .step = a->step,
+                .attempt = a->attempt,
+                .workspace = run->workspace,
+                .input_path = paths->input,
+                .output_path = paths->output,
+                .capture_path = paths->capture,
+                .result_path = paths->result,
+                .step_binary = e->step_binary,
+                .output_max_bytes = e->config.output_max_bytes,
+                .template_ctx = ctx,
+                .sandbox = (StepSandbox) e->config.sandbox,
+        };
+        return 0;
+}
+
+int engine_describe_unit(Activity *a, json_object **ret)
+{
+        _cleanup_(attempt_paths_done) AttemptPaths paths = {};
+        _cleanup_(json_object_putp) json_object *ctx = json_object_new_object();
+        UnitSpec spec;
+        int r;
+
+        if (!a->unit || !a->run->dir)
+                return -ENOENT;
+        if (!ctx)
+                return -ENOMEM;
+        r = activity_unit_spec(a, ctx, &paths, &spec);
+        if (r < 0)
+                return r;
+        return unit_start_describe(a->run->engine->bus, &spec, ret);
+}
+
 static int activity_start_unit(Activity *a)
 {
         Run *run = a->run;
         Engine *e = run->engine;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(json_object_putp) json_object *ctx = NULL;
-        _cleanup_free_ char *out_path = NULL, *cap_path = NULL, *res_path = NULL;
+        _cleanup_(attempt_paths_done) AttemptPaths paths = {};
         UnitSpec spec = {};
         int r;
 
@@ -1119,45 +1185,19 @@ static int activity_start_unit(Activity *a)
         free(TAKE_PTR(a->result));
         free(TAKE_PTR(a->announced_result));
 
-        out_path = activity_path(a, ".output");
-        cap_path = activity_path(a, ".stdout");
-        res_path = attempt_result_path(a);
         ctx = run_template_context(run);
-        if (!out_path || !cap_path || !res_path || !ctx)
+        if (!ctx || activity_unit_spec(a, ctx, &paths, &spec) < 0)
                 return log_oom();
 
         /* Fresh output files for this attempt, owned by whoever the step runs as. */
-        (void) unlink(res_path);
-        r = prepare_output_file(out_path, a->step->user);
+        (void) unlink(paths.result);
+        r = prepare_output_file(paths.output, a->step->user);
         if (r >= 0)
-                r = prepare_output_file(cap_path, a->step->user);
+                r = prepare_output_file(paths.capture, a->step->user);
         if (r < 0) {
                 activity_attempt_ended(a, ACTIVITY_FAILED, "cannot prepare the output files");
                 return r;
         }
-
-        spec = (UnitSpec){
-                .unit = a->unit,
-                .run_id = run->id,
-                .ns = run->ns,
-                .flow = run->flow_name,
-                .flow_def = run->flow,
-                .step = a->step,
-                .attempt = a->attempt,
-                .workspace = run->workspace,
-                .input_path = NULL,
-                .output_path = out_path,
-                .capture_path = cap_path,
-                .result_path = res_path,
-                .step_binary = e->step_binary,
-                .output_max_bytes = e->config.output_max_bytes,
-                .template_ctx = ctx,
-                .sandbox = (StepSandbox) e->config.sandbox,
-        };
-        _cleanup_free_ char *input_path = NULL;
-        if (asprintf(&input_path, "%s/meta/input.json", run->dir) < 0)
-                return log_oom();
-        spec.input_path = input_path;
 
         r = unit_start_message(e->bus, &spec, &m);
         if (r < 0) {

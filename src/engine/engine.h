@@ -47,6 +47,9 @@ int engine_cancel(Engine *e, int64_t run_id, const char *reason);
  * ended while the daemon was down, and carries the DAGs on. */
 int engine_recover(Engine *e);
 
+/* The unit of a's current attempt as it is started (unit_start_describe()), for webhooks. */
+int engine_describe_unit(Activity *a, json_object **ret);
+
 Run *engine_find_run(Engine *e, int64_t id);
 /* Active runs fired by trigger ("ns/name"). */
 unsigned engine_count_trigger_runs(Engine *e, const char *trigger);

@@ -54,7 +54,6 @@ struct Outbox {
         sd_bus *bus;
         OutboxConfig config;
         char *state_dir;
-        char *step_binary;
         char prefix[17];
         CURLM *multi;
         sd_event_source *curl_timer; /* curl's own timeout */
@@ -752,40 +751,13 @@ static int enqueue(Outbox *o, Run *run, int64_t activity_id, const char *event,
 
 static char *activity_unit_json(Outbox *o, Activity *a)
 {
-        _cleanup_(json_object_putp) json_object *ctx = json_object_new_object(), *d = NULL;
-        _cleanup_free_ char *out = NULL, *cap = NULL, *res = NULL, *input = NULL;
-        Run *run = a->run;
-        UnitSpec spec;
+        _cleanup_(json_object_putp) json_object *d = NULL;
+        const char *s;
 
-        if (!a->unit || !o->bus || !ctx || !run->dir)
+        if (!o->bus || engine_describe_unit(a, &d) < 0)
                 return NULL;
-        if (asprintf(&out, "%s/meta/%zu.output", run->dir, a->index) < 0 ||
-            asprintf(&cap, "%s/meta/%zu.stdout", run->dir, a->index) < 0 ||
-            asprintf(&res, "%s/meta/%zu-%u.result", run->dir, a->index, a->attempt) < 0 ||
-            asprintf(&input, "%s/meta/input.json", run->dir) < 0)
-                return NULL;
-        spec = (UnitSpec){
-                .unit = a->unit,
-                .run_id = run->id,
-                .ns = run->ns,
-                .flow = run->flow_name,
-                .flow_def = run->flow,
-                .step = a->step,
-                .attempt = a->attempt,
-                .workspace = run->workspace,
-                .input_path = input,
-                .output_path = out,
-                .capture_path = cap,
-                .result_path = res,
-                .step_binary = o->step_binary,
-                .output_max_bytes = o->config.output_max_bytes,
-                .template_ctx = ctx,
-                .sandbox = (StepSandbox) o->config.sandbox,
-        };
-        if (unit_start_describe(o->bus, &spec, &d) < 0)
-                return NULL;
-        const char *s = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+        s = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
         return s ? strdup(s) : NULL;
 }
 
@@ -863,11 +835,9 @@ int outbox_new(sd_event *event, Store *store, sd_bus *bus, const OutboxConfig *c
         o->bus = sd_bus_ref(bus);
         o->config = *config;
         o->state_dir = strdup(config->state_dir);
-        o->step_binary = strdup(strempty(config->step_binary));
-        if (!o->state_dir || !o->step_binary)
+        if (!o->state_dir)
                 return -ENOMEM;
         o->config.state_dir = o->state_dir;
-        o->config.step_binary = o->step_binary;
         if (o->config.timeout_usec == 0)
                 o->config.timeout_usec = 10 * USEC_PER_SEC;
         if (o->config.backoff_initial_usec == 0)
@@ -921,7 +891,6 @@ Outbox *outbox_free(Outbox *o)
         sd_bus_unref(o->bus);
         sd_event_unref(o->event);
         free(o->state_dir);
-        free(o->step_binary);
         free(o);
         curl_global_cleanup();
         return NULL;

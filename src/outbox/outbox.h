@@ -25,10 +25,6 @@ typedef struct OutboxConfig {
         uint64_t max_age_usec;         /* a delivery not done this long after its event fails */
         uint64_t backoff_initial_usec; /* first retry delay, doubled per attempt ... */
         uint64_t backoff_max_usec;     /* ... up to this */
-        /* What the engine starts units with, to describe them (ResourceK8sBase64). */
-        const char *step_binary;
-        uint64_t output_max_bytes;
-        int sandbox; /* StepSandbox */
 } OutboxConfig;
 
 /* Event names, also the X-Arkevent-Event header. */
