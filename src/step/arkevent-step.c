@@ -80,8 +80,11 @@ static int do_record(const char *path)
 
 /* The stop signals systemd sends the whole unit: noted, not obeyed, so the wrapper lives to see
  * COMMAND end. A handled (not ignored) signal is back to its default in COMMAND after exec. */
+static volatile sig_atomic_t stop_signal_seen;
+
 static void on_stop_signal(int sig)
 {
+        stop_signal_seen = sig;
 }
 
 static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE };
@@ -91,6 +94,7 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
 {
         unsigned long long captured = 0;
         int pipefd[2], cfd, status;
+        sigset_t stops, saved;
         pid_t pid;
         char buf[65536];
 
@@ -108,10 +112,21 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
                         (void) sigaction(stop_signals[i], &sa, NULL);
                 }
 
+        /* A stop that comes before COMMAND exists (a cancel right after the start) went to the
+         * wrapper alone: held back over the fork, then passed on, or COMMAND would run on with
+         * nobody to stop it. */
+        sigemptyset(&stops);
+        for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+                sigaddset(&stops, stop_signals[i]);
+        (void) sigprocmask(SIG_BLOCK, &stops, &saved);
         pid = fork();
         if (pid < 0)
                 return 127;
         if (pid == 0) {
+                /* Defaults before the mask opens: a stop sent now ends the child at once. */
+                for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+                        (void) signal(stop_signals[i], SIG_DFL);
+                (void) sigprocmask(SIG_SETMASK, &saved, NULL);
                 if (dup2(pipefd[1], STDOUT_FILENO) < 0)
                         _exit(127);
                 execvp(argv[0], argv);
@@ -119,6 +134,9 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
                 _exit(errno == ENOENT ? 127 : 126);
         }
         close(pipefd[1]);
+        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (stop_signal_seen)
+                (void) kill(pid, stop_signal_seen);
 
         for (;;) {
                 ssize_t n = read(pipefd[0], buf, sizeof(buf));

@@ -149,6 +149,14 @@ out=$(get "$r_echo" | json 'd["activities"][0]["output"]')
 assert_eq "$out" "$weird" "payload with shell metacharacters"
 ws=$(tb_run ls "/var/lib/arkevent/runs/$r_echo/workspace")
 assert_not_contains "$ws" pwned "workspace"
+# Cancelled the moment it starts, whatever point of its start the cancel meets (before the unit
+# exists, before the step's command does): each run still ends Cancelled, promptly.
+for i in 1 2 3 4 5 6 7 8; do
+        r=$(start '{"flow": "cancel-me"}')
+        tb_api DELETE "/api/v1/runs/$r" -o /dev/null
+        assert_eq "$(tb_wait_run "$r" 20)" Cancelled "run $r cancelled as its unit started"
+done
+
 # Failed units stay loaded only until their result is recorded.
 tb_wait_sh 20 "! systemctl list-units --all --no-legend --state=failed 'arkevent-*' | grep -q ."
 log "ok"
