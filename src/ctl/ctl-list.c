@@ -73,17 +73,7 @@ int verb_list_flows(int argc, char *argv[])
         }
         if (r < 0)
                 return ctl_bus_fail(r, NULL, "read the reply");
-
-        if (arg_json) {
-                ctl_print_json(arr);
-                return CTL_EXIT_OK;
-        }
-        ctl_pager_open();
-        table_print(t, stdout);
-        if (!arg_no_legend)
-                printf("\n%zu flows listed.\n", table_rows(t));
-        ctl_pager_close();
-        return CTL_EXIT_OK;
+        return ctl_print_list(t, arr, "flows");
 }
 
 int verb_list_triggers(int argc, char *argv[])
@@ -127,17 +117,7 @@ int verb_list_triggers(int argc, char *argv[])
         }
         if (r < 0)
                 return ctl_bus_fail(r, NULL, "read the reply");
-
-        if (arg_json) {
-                ctl_print_json(arr);
-                return CTL_EXIT_OK;
-        }
-        ctl_pager_open();
-        table_print(t, stdout);
-        if (!arg_no_legend)
-                printf("\n%zu triggers listed.\n", table_rows(t));
-        ctl_pager_close();
-        return CTL_EXIT_OK;
+        return ctl_print_list(t, arr, "triggers");
 }
 
 /* Reads one variant (or any value) of m into JSON. */

@@ -547,16 +547,7 @@ int verb_runs(int argc, char *argv[])
         }
         if (r < 0)
                 return ctl_bus_fail(r, NULL, "read the reply");
-        if (arg_json) {
-                ctl_print_json(arr);
-                return CTL_EXIT_OK;
-        }
-        ctl_pager_open();
-        table_print(t, stdout);
-        if (!arg_no_legend)
-                printf("\n%zu runs listed.\n", table_rows(t));
-        ctl_pager_close();
-        return CTL_EXIT_OK;
+        return ctl_print_list(t, arr, "runs");
 }
 
 static int parse_run_verb(int argc, char *argv[], const char *usage, const char *text,

@@ -345,6 +345,20 @@ void ctl_print_json(json_object *o)
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+int ctl_print_list(Table *t, json_object *arr, const char *what)
+{
+        if (arg_json) {
+                ctl_print_json(arr);
+                return CTL_EXIT_OK;
+        }
+        ctl_pager_open();
+        table_print(t, stdout);
+        if (!arg_no_legend)
+                printf("\n%zu %s listed.\n", table_rows(t), what);
+        ctl_pager_close();
+        return CTL_EXIT_OK;
+}
+
 int ctl_read_input(const char *arg, char **ret)
 {
         int r;

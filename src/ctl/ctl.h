@@ -90,6 +90,9 @@ char *ctl_format_time(char buf[static 64], uint64_t usec);
 char *ctl_format_duration(char buf[static 64], uint64_t usec);
 
 void ctl_print_json(json_object *o);
+/* What the list verbs print: arr with --json, else the table through the pager with a
+ * "N <what> listed." legend. Returns CTL_EXIT_OK. */
+int ctl_print_list(Table *t, json_object *arr, const char *what);
 
 /* Properties.GetAll of path's interface, as a JSON object (t and u as numbers, arrays and
  * structs as arrays). */
