@@ -495,7 +495,7 @@ static void run_finish(Run *run)
          * waiting for one). */
         for (size_t i = 0; run->flow->concurrency > 0 && i < e->n_runs; i++) {
                 Run *p = e->runs[i];
-                if (p->state == RUN_PENDING && p->committed && streq(p->ns, run->ns) &&
+                if (p->state == RUN_PENDING && p->accepted && streq(p->ns, run->ns) &&
                     streq(p->flow_name, run->flow_name)) {
                         run_advance(p);
                         break;
@@ -523,7 +523,7 @@ static void run_advance(Run *run)
         Engine *e = run->engine;
         bool busy = false;
 
-        if (!run->committed)
+        if (!run->accepted)
                 return;
 
         if (run->state == RUN_PENDING) {
@@ -1490,20 +1490,20 @@ static int run_init_activities(Run *run)
         return 0;
 }
 
-static void on_run_committed(Store *s, int error, void *userdata)
+static void on_runs_accepted(Store *s, int error, void *userdata)
 {
         Engine *e = userdata;
         size_t first = e->n_runs;
 
-        /* Everything created up to this commit may start now. New runs have the highest ids, so
-         * the uncommitted ones are the tail of the array: no scan of a long backlog per commit. */
-        while (first > 0 && !e->runs[first - 1]->committed)
+        /* Everything created in this turn may start now. New runs have the highest ids, so the
+         * ones not yet accepted are the tail of the array: no scan of a long backlog per turn. */
+        while (first > 0 && !e->runs[first - 1]->accepted)
                 first--;
         for (size_t i = first; i < e->n_runs; i++) {
                 Run *run = e->runs[i];
-                if (run->committed)
+                if (run->accepted)
                         continue;
-                run->committed = true;
+                run->accepted = true;
                 run_advance(run);
                 /* run_advance() may have finished (and removed) the run. */
                 if (i < e->n_runs && e->runs[i] != run)
@@ -1609,8 +1609,10 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
                            run->ns, run->flow_name, trigger ? " by " : "", strempty(trigger));
         }
 
-        /* Nothing starts before the run is on disk. */
-        r = store_on_commit(e->store, on_run_committed, e);
+        /* Advanced at the end of this turn, inside the transaction that stores it: its first
+         * attempts are recorded in the same commit, and (on_starts_committed) nothing reaches
+         * systemd before that commit. */
+        r = store_before_commit(e->store, on_runs_accepted, e);
         if (r < 0) {
                 engine_remove_run(e, run);
                 return r;
@@ -1712,7 +1714,7 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         run->flow_yaml = store_column_strdup(st, 7);
         run->created_usec = (uint64_t) sqlite3_column_int64(st, 8);
         run->started_usec = (uint64_t) sqlite3_column_int64(st, 9);
-        run->committed = true;
+        run->accepted = true;
         if (!run->ns || !run->flow_name || !run->flow_yaml || run->state < 0)
                 return -EBADMSG;
         run->input = input ? json_tokener_parse(input) : json_object_new_object();

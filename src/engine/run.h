@@ -88,7 +88,7 @@ struct Run {
         char *dir; /* STATE/runs/ID */
         char *workspace;
         bool ending; /* failure, cancel or timeout seen: start nothing new */
-        bool committed; /* its first commit happened, activities may start */
+        bool accepted; /* handed to the engine at the end of its first turn: may start */
 };
 
 const char *run_state_to_string(RunState s) _pure_;

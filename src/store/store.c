@@ -23,6 +23,8 @@ struct Store {
         size_t n_stmts;
         PendingCallback *callbacks;
         size_t n_callbacks, n_callbacks_allocated;
+        PendingCallback *before; /* run inside the open transaction, just before COMMIT */
+        size_t n_before, n_before_allocated;
         uint64_t n_commits;
 };
 
@@ -233,10 +235,40 @@ static void run_callbacks(Store *s, int error)
         free(cbs);
 }
 
+static int callbacks_push(PendingCallback **list, size_t *n, size_t *allocated,
+                          StoreCommitCallback cb, void *userdata)
+{
+        if (*n >= *allocated) {
+                size_t k = MAX(16u, *allocated * 2);
+                PendingCallback *p = realloc(*list, k * sizeof(PendingCallback));
+                if (!p)
+                        return -ENOMEM;
+                *list = p;
+                *allocated = k;
+        }
+        (*list)[(*n)++] = (PendingCallback){ cb, userdata };
+        return 0;
+}
+
+static void run_before_commit(Store *s)
+{
+        /* They may write, and register more of themselves: until none is left. */
+        while (s->n_before > 0) {
+                PendingCallback *cbs = TAKE_PTR(s->before);
+                size_t n = s->n_before;
+
+                s->n_before = s->n_before_allocated = 0;
+                for (size_t i = 0; i < n; i++)
+                        cbs[i].cb(s, 0, cbs[i].userdata);
+                free(cbs);
+        }
+}
+
 int store_commit(Store *s)
 {
         int r = 0;
 
+        run_before_commit(s);
         if (s->in_transaction) {
                 r = exec_sql(s, "COMMIT");
                 if (r < 0) {
@@ -279,16 +311,16 @@ int store_on_commit(Store *s, StoreCommitCallback cb, void *userdata)
                 cb(s, 0, userdata);
                 return 0;
         }
-        if (s->n_callbacks >= s->n_callbacks_allocated) {
-                size_t n = MAX(16u, s->n_callbacks_allocated * 2);
-                PendingCallback *p = realloc(s->callbacks, n * sizeof(PendingCallback));
-                if (!p)
-                        return -ENOMEM;
-                s->callbacks = p;
-                s->n_callbacks_allocated = n;
-        }
-        s->callbacks[s->n_callbacks++] = (PendingCallback){ cb, userdata };
-        return 0;
+        return callbacks_push(&s->callbacks, &s->n_callbacks, &s->n_callbacks_allocated, cb,
+                              userdata);
+}
+
+int store_before_commit(Store *s, StoreCommitCallback cb, void *userdata)
+{
+        int r = callbacks_push(&s->before, &s->n_before, &s->n_before_allocated, cb, userdata);
+        if (r >= 0 && s->commit_source)
+                (void) sd_event_source_set_enabled(s->commit_source, SD_EVENT_ONESHOT);
+        return r;
 }
 
 uint64_t store_n_commits(Store *s)
@@ -349,6 +381,9 @@ Store *store_free(Store *s)
 {
         if (!s)
                 return NULL;
+        /* Their owners may be gone already; what they would have written is redone from the
+         * store at the next start. */
+        s->n_before = 0;
         if (s->db)
                 (void) store_commit(s);
         else
@@ -359,6 +394,7 @@ Store *store_free(Store *s)
         }
         free(s->stmts);
         free(s->callbacks);
+        free(s->before);
         sd_event_source_disable_unref(s->commit_source);
         sd_event_unref(s->event);
         sqlite3_close(s->db);

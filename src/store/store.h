@@ -31,6 +31,9 @@ int store_begin(Store *s);
 int store_commit(Store *s);
 /* Runs cb once everything written so far is committed (at once if nothing is pending). */
 int store_on_commit(Store *s, StoreCommitCallback cb, void *userdata);
+/* Runs cb at the end of this turn inside the open transaction, just before it is committed:
+ * what cb writes shares that commit. */
+int store_before_commit(Store *s, StoreCommitCallback cb, void *userdata);
 uint64_t store_n_commits(Store *s);
 
 /* Prepared statements are cached by their SQL text. The returned statement is reset and its
