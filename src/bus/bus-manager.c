@@ -29,11 +29,61 @@ int bus_parse_ref(const char *ref, char **ret_ns, const char **ret_name)
         return 0;
 }
 
+/* Who a caller is costs a round trip to the bus (and a read of /proc); asked once per
+ * connection. A unique name is never given to another connection, and the bus identifies a
+ * connection by the credentials it had when it connected, as dbus-daemon's own policy does. */
+#define CREDS_CACHE_SIZE 16
+static struct {
+        char *sender;
+        sd_bus_creds *creds;
+} creds_cache[CREDS_CACHE_SIZE];
+static unsigned creds_cache_next;
+
+static sd_bus_creds *creds_cache_find(const char *sender)
+{
+        for (unsigned i = 0; sender && i < CREDS_CACHE_SIZE; i++)
+                if (streq_ptr(creds_cache[i].sender, sender))
+                        return sd_bus_creds_ref(creds_cache[i].creds);
+        return NULL;
+}
+
+static void creds_cache_add(const char *sender, sd_bus_creds *c)
+{
+        unsigned i = creds_cache_next++ % CREDS_CACHE_SIZE;
+        char *copy = sender ? strdup(sender) : NULL;
+
+        if (!copy)
+                return;
+        free(creds_cache[i].sender);
+        sd_bus_creds_unref(creds_cache[i].creds);
+        creds_cache[i].sender = copy;
+        creds_cache[i].creds = sd_bus_creds_ref(c);
+}
+
+void bus_creds_cache_clear(void)
+{
+        for (unsigned i = 0; i < CREDS_CACHE_SIZE; i++) {
+                free(TAKE_PTR(creds_cache[i].sender));
+                creds_cache[i].creds = sd_bus_creds_unref(creds_cache[i].creds);
+        }
+}
+
 static int sender_uid(sd_bus_message *msg, sd_bus_creds **ret_creds, uid_t *ret_uid)
 {
-        sd_bus_creds *c = NULL;
+        const char *sender = sd_bus_message_get_sender(msg);
+        sd_bus_creds *c = creds_cache_find(sender);
         int r;
 
+        if (c) {
+                r = sd_bus_creds_get_euid(c, ret_uid);
+                if (r < 0)
+                        r = sd_bus_creds_get_uid(c, ret_uid);
+                if (r >= 0) {
+                        *ret_creds = c;
+                        return 0;
+                }
+                c = sd_bus_creds_unref(c);
+        }
         r = sd_bus_query_sender_creds(msg,
                                       SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID |
                                               SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
@@ -48,6 +98,7 @@ static int sender_uid(sd_bus_message *msg, sd_bus_creds **ret_creds, uid_t *ret_
                 sd_bus_creds_unref(c);
                 return r;
         }
+        creds_cache_add(sender, c);
         *ret_creds = c;
         return 0;
 }
@@ -863,6 +914,7 @@ int bus_manager_connect(Manager *m)
 {
         int r;
 
+        bus_creds_cache_clear(); /* a new bus gives out its unique names anew */
         r = sd_bus_default_system(&m->bus);
         if (r < 0)
                 return r;

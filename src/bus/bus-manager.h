@@ -35,6 +35,9 @@ void bus_manager_emit_changed(Manager *m);
 void bus_manager_emit_run(Manager *m, Run *run);
 void bus_manager_emit_activity(Manager *m, Activity *a);
 
+/* Forgets the callers' credentials asked for so far (one entry per bus connection). */
+void bus_creds_cache_clear(void);
+
 /* Splits "ns/name" (or "name": namespace "default"). */
 int bus_parse_ref(const char *ref, char **ret_ns, const char **ret_name);
 
