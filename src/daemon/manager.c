@@ -52,10 +52,13 @@ Manager *manager_free(Manager *m)
         /* The engine and the store first: pending commits answer their HTTP requests. */
         engine_free(m->engine);
         store_free(m->store);
+        sd_event_source_disable_unref(m->status_source);
+        sd_event_source_disable_unref(m->changed_source);
         outbox_free(m->outbox); /* after the store: a last commit may still call it */
         http_server_free(m->http);
         sd_bus_slot_unref(m->bus_slot);
         sd_bus_flush_close_unref(m->bus);
+        bus_creds_cache_clear();
         registry_free(m->registry);
         config_done(&m->config);
         free(m->config_path);
@@ -240,14 +243,51 @@ static int manager_listen_fd(Manager *m, int *ret_fd)
         return 0;
 }
 
+static int on_status_due(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+
+        m->status_sent_usec = usec;
+        manager_send_status(m);
+        return 0;
+}
+
+static int on_changed_turn(sd_event_source *s, void *userdata)
+{
+        bus_manager_emit_changed(userdata);
+        return 0;
+}
+
+void manager_runs_changed(Manager *m)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint64_t due = MAX(now, m->status_sent_usec + USEC_PER_SEC);
+        int enabled = SD_EVENT_OFF;
+
+        if (m->status_source)
+                (void) sd_event_source_get_enabled(m->status_source, &enabled);
+        if (enabled == SD_EVENT_OFF) {
+                if (!m->status_source)
+                        (void) sd_event_add_time(m->event, &m->status_source, CLOCK_MONOTONIC,
+                                                 due, 0, on_status_due, m);
+                else {
+                        (void) sd_event_source_set_time(m->status_source, due);
+                        (void) sd_event_source_set_enabled(m->status_source, SD_EVENT_ONESHOT);
+                }
+        }
+        if (!m->changed_source) {
+                if (sd_event_add_defer(m->event, &m->changed_source, on_changed_turn, m) < 0)
+                        bus_manager_emit_changed(m);
+        } else
+                (void) sd_event_source_set_enabled(m->changed_source, SD_EVENT_ONESHOT);
+}
+
 static void on_run_changed(Run *run, void *userdata)
 {
         Manager *m = userdata;
 
-        if (run->state == RUN_RUNNING || run_state_is_final(run->state)) {
-                manager_send_status(m);
-                bus_manager_emit_changed(m);
-        }
+        if (run->state == RUN_RUNNING || run_state_is_final(run->state))
+                manager_runs_changed(m);
         bus_manager_emit_run(m, run);
 }
 

@@ -29,6 +29,9 @@ typedef struct Manager {
         unsigned n_reloads;
         uint64_t start_usec; /* CLOCK_REALTIME */
         Outbox *outbox; /* outbound webhooks; NULL without the engine */
+        sd_event_source *status_source; /* STATUS= to systemd, at most once a second */
+        uint64_t status_sent_usec;      /* CLOCK_MONOTONIC */
+        sd_event_source *changed_source; /* the manager's PropertiesChanged, once a turn */
 } Manager;
 
 int manager_new(const char *config_path, Manager **ret);
@@ -45,5 +48,8 @@ int manager_reload(Manager *m);
 int manager_run(Manager *m);
 
 void manager_send_status(Manager *m);
+/* The run counts changed: STATUS= (at most once a second, systemd answers every one with a
+ * PropertiesChanged of its own) and the manager's properties (once per loop turn). */
+void manager_runs_changed(Manager *m);
 
 unsigned manager_n_runs_active(Manager *m);
