@@ -440,8 +440,15 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
         }
         if (r >= 0 && !in_container && spec_has_volumes(s, true))
                 r = append_binds(m, "BindReadOnlyPaths", s, true, NULL, NULL);
-        if (r >= 0)
-                r = append_prop_s(m, "WorkingDirectory", workdir);
+        /* "-": the daemon made the directory already, and a working directory systemd must
+         * check for would make it load (and later collect) a mount unit for every component of
+         * the path, four of them new for each run. */
+        if (r >= 0) {
+                _cleanup_free_ char *wd = NULL;
+                if (asprintf(&wd, "-%s", workdir) < 0)
+                        return -ENOMEM;
+                r = append_prop_s(m, "WorkingDirectory", wd);
+        }
         if (r >= 0) {
                 r = sd_bus_message_open_container(m, 'r', "sv");
                 if (r >= 0)

@@ -167,7 +167,7 @@ tb_wait 30 test -e "$WS/$id/workspace/out/deep/result.txt"
 props=$(tb_run systemctl show -p CPUQuotaPerSecUSec -p MemoryMax -p WorkingDirectory "$unit")
 assert_contains "$props" "CPUQuotaPerSecUSec=500ms"
 assert_contains "$props" "MemoryMax=67108864"
-assert_contains "$props" "WorkingDirectory=/var/tmp/akf/work"
+assert_contains "$props" "WorkingDirectory=!/var/tmp/akf/work"
 tb_run touch "$WS/$id/workspace/release"
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "shapes"
 assert_eq "$(tb_run cat "$WS/$id/workspace/where.txt")" /var/tmp/akf/work "mountPath is the working directory"
@@ -249,7 +249,7 @@ tb_wait 30 test -e "$WS/$id/workspace/rooted.txt"
 assert_eq "$(tb_run cat "$WS/$id/workspace/rooted.txt")" /var/tmp/akf/rt "working directory in the image"
 props=$(tb_run systemctl show -p RootDirectory -p WorkingDirectory "arkevent-$id-0-1.service")
 assert_contains "$props" "RootDirectory=/var/lib/images/rootfs"
-assert_contains "$props" "WorkingDirectory=/var/tmp/akf/rt"
+assert_contains "$props" "WorkingDirectory=!/var/tmp/akf/rt"
 tb_run touch "$WS/$id/workspace/release"
 assert_eq "$(tb_wait_run "$id" 60)" Succeeded "runtimes"
 assert_eq "$(tb_run cat /run/fake-apptainer.args)" \
