@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int write_all(int fd, const char *buf, size_t n)
 {
@@ -60,7 +63,10 @@ static int write_result(const char *path, const char *result, const char *code,
                 fprintf(stderr, "arkevent-step: cannot write %s: %m\n", tmp);
                 return 1;
         }
-        if (write_all(fd, buf, (size_t) n) < 0 || fsync(fd) < 0) {
+        /* No fsync(): the file stands in for a dead daemon, not a dead machine. After a crash
+         * of the machine the unit is gone as well, and a missing or empty result reads as an
+         * attempt that ended without one. */
+        if (write_all(fd, buf, (size_t) n) < 0) {
                 close(fd);
                 return 1;
         }
@@ -93,7 +99,9 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
                   char **argv)
 {
         unsigned long long captured = 0;
-        int pipefd[2], cfd, status;
+        posix_spawn_file_actions_t actions;
+        posix_spawnattr_t attr;
+        int pipefd[2], cfd, status, r;
         sigset_t stops, saved;
         pid_t pid;
         char buf[65536];
@@ -119,22 +127,31 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
         for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
                 sigaddset(&stops, stop_signals[i]);
         (void) sigprocmask(SIG_BLOCK, &stops, &saved);
-        pid = fork();
-        if (pid < 0)
+        /* posix_spawn (a vfork underneath): the child starts with the stop signals at their
+         * defaults and the mask as it was, so a stop sent from now on ends it at once. */
+        if (posix_spawnattr_init(&attr) != 0 || posix_spawn_file_actions_init(&actions) != 0 ||
+            posix_spawnattr_setsigdefault(&attr, &stops) != 0 ||
+            posix_spawnattr_setsigmask(&attr, &saved) != 0 ||
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) != 0 ||
+            posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO) != 0)
                 return 127;
-        if (pid == 0) {
-                /* Defaults before the mask opens: a stop sent now ends the child at once. */
-                for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
-                        (void) signal(stop_signals[i], SIG_DFL);
-                (void) sigprocmask(SIG_SETMASK, &saved, NULL);
-                if (dup2(pipefd[1], STDOUT_FILENO) < 0)
-                        _exit(127);
-                execvp(argv[0], argv);
-                fprintf(stderr, "arkevent-step: cannot execute %s: %m\n", argv[0]);
-                _exit(errno == ENOENT ? 127 : 126);
-        }
+        r = posix_spawnp(&pid, argv[0], &actions, &attr, argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
         close(pipefd[1]);
         (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (r != 0) {
+                fprintf(stderr, "arkevent-step: cannot execute %s: %s\n", argv[0], strerror(r));
+                close(pipefd[0]);
+                close(cfd);
+                r = r == ENOENT ? 127 : 126;
+                if (result_path) {
+                        char num[16];
+                        snprintf(num, sizeof(num), "%d", r);
+                        (void) write_result(result_path, "exit-code", "exited", num);
+                }
+                return r;
+        }
         if (stop_signal_seen)
                 (void) kill(pid, stop_signal_seen);
 
