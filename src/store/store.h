@@ -29,8 +29,12 @@ sqlite3 *store_db(Store *s);
 int store_begin(Store *s);
 /* Commits now (used at shutdown and by tests). */
 int store_commit(Store *s);
-/* Runs cb once everything written so far is committed (at once if nothing is pending). */
+/* Runs cb once everything written so far is committed and synced to disk (at once if nothing
+ * is pending): for answers that promise the data is safe (an HTTP 202, a D-Bus reply). */
 int store_on_commit(Store *s, StoreCommitCallback cb, void *userdata);
+/* The same, for the daemon's own ordering (a unit started only after its attempt is recorded):
+ * safe from a crash of the daemon, not synced for a power loss, which would take the unit too. */
+int store_after_commit(Store *s, StoreCommitCallback cb, void *userdata);
 /* Runs cb at the end of this turn inside the open transaction, just before it is committed:
  * what cb writes shares that commit. */
 int store_before_commit(Store *s, StoreCommitCallback cb, void *userdata);
