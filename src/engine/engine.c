@@ -32,6 +32,10 @@ struct Engine {
         QueueEntry *queue; /* activities ready to start, waiting for a unit slot (FIFO ring) */
         size_t queue_head, queue_len, queue_allocated;
         unsigned n_units_in_flight;
+        unsigned n_pending; /* runs in state Pending */
+        int64_t *waiting; /* Pending runs waiting for a unit slot, oldest first (from waiting_head) */
+        size_t waiting_head, n_waiting, n_waiting_allocated;
+        bool dispatching;
         sd_bus_slot *match_slot;
         EngineListener *listeners;
         size_t n_listeners;
@@ -176,6 +180,8 @@ static int engine_add_run(Engine *e, Run *run)
         memmove(e->runs + pos + 1, e->runs + pos, (e->n_runs - pos) * sizeof(Run *));
         e->runs[pos] = run;
         e->n_runs++;
+        if (run->state == RUN_PENDING)
+                e->n_pending++;
         return 0;
 }
 
@@ -193,6 +199,8 @@ static void engine_remove_run(Engine *e, Run *run)
         if (lo < e->n_runs && e->runs[lo] == run) {
                 memmove(e->runs + lo, e->runs + lo + 1, (e->n_runs - lo - 1) * sizeof(Run *));
                 e->n_runs--;
+                if (run->state == RUN_PENDING && e->n_pending > 0)
+                        e->n_pending--;
         }
 }
 
@@ -203,11 +211,7 @@ unsigned engine_n_active_runs(Engine *e)
 
 unsigned engine_n_queued_runs(Engine *e)
 {
-        unsigned n = 0;
-        for (size_t i = 0; i < e->n_runs; i++)
-                if (e->runs[i]->state == RUN_PENDING)
-                        n++;
-        return n;
+        return e->n_pending;
 }
 
 unsigned engine_n_units_in_flight(Engine *e)
@@ -375,15 +379,67 @@ static Activity *queue_pop(Engine *e)
         return NULL;
 }
 
+/* Runs start only when a unit slot is free and no activity waits for one: a burst of fires
+ * queues rows, and makes no directories, files or signals for runs that cannot go yet. */
+static bool engine_at_capacity(Engine *e)
+{
+        return e->n_units_in_flight + e->queue_len >= e->config.max_units_in_flight;
+}
+
+static int waiting_push(Engine *e, Run *run)
+{
+        if (run->waiting)
+                return 0;
+        if (e->waiting_head > 0 && e->waiting_head * 2 >= e->n_waiting) {
+                memmove(e->waiting, e->waiting + e->waiting_head,
+                        (e->n_waiting - e->waiting_head) * sizeof(int64_t));
+                e->n_waiting -= e->waiting_head;
+                e->waiting_head = 0;
+        }
+        if (e->n_waiting >= e->n_waiting_allocated) {
+                size_t n = MAX(64u, e->n_waiting_allocated * 2);
+                int64_t *w = realloc(e->waiting, n * sizeof(int64_t));
+                if (!w)
+                        return -ENOMEM;
+                e->waiting = w;
+                e->n_waiting_allocated = n;
+        }
+        e->waiting[e->n_waiting++] = run->id;
+        run->waiting = true;
+        return 0;
+}
+
+static Run *waiting_pop(Engine *e)
+{
+        while (e->waiting_head < e->n_waiting) {
+                Run *run = engine_find_run(e, e->waiting[e->waiting_head++]);
+                if (run && run->waiting) {
+                        run->waiting = false;
+                        return run;
+                }
+        }
+        e->waiting_head = e->n_waiting = 0;
+        return NULL;
+}
+
 static void engine_dispatch(Engine *e)
 {
+        /* run_advance() dispatches too: the outermost call does the work. */
+        if (e->dispatching)
+                return;
+        e->dispatching = true;
         while (e->n_units_in_flight < e->config.max_units_in_flight) {
                 Activity *a = queue_pop(e);
-                if (!a)
-                        break;
-                if (activity_start_unit(a) < 0)
+                if (a) {
+                        (void) activity_start_unit(a);
                         continue;
+                }
+                Run *run = waiting_pop(e);
+                if (!run)
+                        break;
+                run_advance(run);
         }
+        e->dispatching = false;
 }
 
 static bool deps_state(Run *run, const Step *step, bool *ret_any_failed)
@@ -446,6 +502,8 @@ static void run_finish(Run *run)
         Engine *e = run->engine;
         json_object *d;
 
+        if (run->state == RUN_PENDING && e->n_pending > 0)
+                e->n_pending--;
         run->state = run->final_state;
         run->finished_usec = now_usec(CLOCK_REALTIME);
 
@@ -515,6 +573,8 @@ static unsigned flow_running_runs(Engine *e, const char *ns, const char *name)
 }
 
 static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+static int run_prepare_dirs(Run *run, bool recovering);
+static void run_fail(Run *run, RunState final, const char *error);
 
 /* Moves a run forward: starts it when its flow has room, makes ready activities ready, and
  * finishes it when nothing is left to do. */
@@ -526,10 +586,27 @@ static void run_advance(Run *run)
         if (!run->accepted)
                 return;
 
-        if (run->state == RUN_PENDING) {
+        /* A run that ends before it started (cancelled while pending) just finishes. */
+        if (run->state == RUN_PENDING && !run->ending) {
                 if (run->flow->concurrency > 0 &&
                     flow_running_runs(e, run->ns, run->flow_name) >= run->flow->concurrency)
                         return;
+                if (engine_at_capacity(e)) {
+                        if (waiting_push(e, run) >= 0)
+                                return;
+                        /* Cannot remember it: let it start now rather than never. */
+                }
+                run->waiting = false;
+                if (!run->dirs_ready) {
+                        int r = run_prepare_dirs(run, false);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to create the workspace of run %" PRIi64
+                                                   ": %m", run->id);
+                                run_fail(run, RUN_FAILED, "cannot create the run's workspace");
+                        }
+                }
+                if (e->n_pending > 0)
+                        e->n_pending--;
                 run->state = RUN_RUNNING;
                 run->started_usec = now_usec(CLOCK_REALTIME);
                 (void) run_save(run);
@@ -810,7 +887,7 @@ static void activity_unit_ended(Activity *a, bool unit_failed)
         activity_read_output(a);
         activity_attempt_ended(a, s, reason); /* may free a */
         /* Reset once the result is committed: a kill -9 before finds the unit still there. */
-        if (reset && store_on_commit(e->store, on_resets_committed, e) < 0)
+        if (reset && store_after_commit(e->store, on_resets_committed, e) < 0)
                 strv_free(TAKE_PTR(e->resets));
 }
 
@@ -1233,7 +1310,7 @@ static int activity_start_unit(Activity *a)
         }
         e->starts[e->n_starts++] = (QueueEntry){ run->id, a->index };
         if (e->n_starts == 1) {
-                r = store_on_commit(e->store, on_starts_committed, e);
+                r = store_after_commit(e->store, on_starts_committed, e);
                 if (r < 0) {
                         e->n_starts = 0;
                         activity_attempt_ended(a, ACTIVITY_FAILED, "cannot record the attempt");
@@ -1423,14 +1500,27 @@ static int write_input_file(const char *path, const char *text)
         return 0;
 }
 
+static int run_set_paths(Run *run)
+{
+        if (run->dir)
+                return 0;
+        if (asprintf(&run->dir, "%s/runs/%" PRIi64, run->engine->state_dir, run->id) < 0 ||
+            asprintf(&run->workspace, "%s/workspace", run->dir) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The run's directories and its input file: made when it starts, not when it is accepted, so
+ * a burst of fires queues rows, not directories. */
 static int run_prepare_dirs(Run *run, bool recovering)
 {
         _cleanup_free_ char *meta = NULL, *input = NULL;
         int r;
 
-        if (asprintf(&run->dir, "%s/runs/%" PRIi64, run->engine->state_dir, run->id) < 0 ||
-            asprintf(&run->workspace, "%s/workspace", run->dir) < 0 ||
-            asprintf(&meta, "%s/meta", run->dir) < 0 ||
+        r = run_set_paths(run);
+        if (r < 0)
+                return r;
+        if (asprintf(&meta, "%s/meta", run->dir) < 0 ||
             asprintf(&input, "%s/meta/input.json", run->dir) < 0)
                 return -ENOMEM;
 
@@ -1440,11 +1530,15 @@ static int run_prepare_dirs(Run *run, bool recovering)
         r = mkdir_p(meta, 0755);
         if (r < 0)
                 return r;
-        if (recovering || access(input, F_OK) < 0)
-                return write_input_file(input,
-                                        json_object_to_json_string_ext(
-                                                run->input, JSON_C_TO_STRING_PLAIN |
-                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+        if (recovering || access(input, F_OK) < 0) {
+                r = write_input_file(input,
+                                     json_object_to_json_string_ext(
+                                             run->input, JSON_C_TO_STRING_PLAIN |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+                if (r < 0)
+                        return r;
+        }
+        run->dirs_ready = true;
         return 0;
 }
 
@@ -1567,10 +1661,8 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
         if (r < 0)
                 return r;
 
-        r = run_load_flow(run);
-        if (r < 0)
-                return log_error_errno(r, "Failed to load the flow of run %" PRIi64 ": %m",
-                                       run->id);
+        /* The flow as loaded now, shared (the stored text is what a restart parses again). */
+        run->flow = flow_ref((Flow *) flow);
         r = run_init_activities(run);
         if (r < 0)
                 return r;
@@ -1589,10 +1681,9 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
         (void) store_exec(e->store, NULL, "UPDATE runs SET name=? WHERE id=?", "si", run->name,
                           run->id);
 
-        r = run_prepare_dirs(run, false);
+        r = run_set_paths(run);
         if (r < 0)
-                return log_error_errno(r, "Failed to create the workspace of run %" PRIi64 ": %m",
-                                       run->id);
+                return r;
 
         r = engine_add_run(e, run);
         if (r < 0)
@@ -1804,7 +1895,7 @@ static int on_failed_units(sd_bus_message *reply, void *userdata, sd_bus_error *
                 if (strv_extend(&e->resets, name) < 0)
                         break;
         }
-        if (was_empty && e->resets && store_on_commit(e->store, on_resets_committed, e) < 0)
+        if (was_empty && e->resets && store_after_commit(e->store, on_resets_committed, e) < 0)
                 strv_free(TAKE_PTR(e->resets));
         return 0;
 }
@@ -1984,6 +2075,7 @@ Engine *engine_free(Engine *e)
                 run_free(e->runs[i]);
         free(e->runs);
         free(e->queue);
+        free(e->waiting);
         free(e->starts);
         strv_free(e->resets);
         free(e->listeners);

@@ -87,6 +87,8 @@ struct Run {
         sd_event_source *timeout_source;
         char *dir; /* STATE/runs/ID */
         char *workspace;
+        bool dirs_ready; /* dir, workspace and the input file exist (made when it starts) */
+        bool waiting;    /* Pending, in the engine's queue of runs waiting for a unit slot */
         bool ending; /* failure, cancel or timeout seen: start nothing new */
         bool accepted; /* handed to the engine at the end of its first turn: may start */
 };

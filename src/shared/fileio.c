@@ -88,17 +88,30 @@ int write_file_atomic(const char *path, const char *text, mode_t mode)
 
 int mkdir_p(const char *path, mode_t mode)
 {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
+        _cleanup_free_ char *parent = NULL;
+        char *slash;
+        int r;
+
+        /* The common case first: only the last component is missing (or none is). */
+        if (mkdir(path, mode) >= 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        parent = strdup(path);
+        if (!parent)
                 return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = 0;
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
+        slash = strrchr(parent, '/');
+        while (slash && slash > parent && slash[1] == 0) { /* trailing slashes */
+                *slash = 0;
+                slash = strrchr(parent, '/');
+        }
+        if (!slash || slash == parent)
+                return -ENOENT;
+        *slash = 0;
+        r = mkdir_p(parent, mode);
+        if (r < 0)
+                return r;
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
 }
