@@ -56,11 +56,17 @@ int bus_cancel_run(sd_bus_message *msg, Manager *m, uint64_t id, sd_bus_error *e
 /* Per-trigger objects (bus-trigger.c). */
 int bus_trigger_setup(Manager *m);
 int bus_trigger_path(const Trigger *t, char **ret);
+/* Coalesced: one PropertiesChanged per trigger when the loop turn ends. */
 void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name);
+/* Sends what is pending and forgets the rest (before the bus goes). */
+void bus_trigger_changed_flush(void);
 /* PropertiesChanged for every property of every trigger (after a reload). */
 void bus_trigger_emit_all(Manager *m);
 
 /* Per-run objects (bus-run.c). */
 int bus_run_setup(Manager *m);
 int bus_run_path(int64_t id, char **ret);
+/* Coalesced: one PropertiesChanged per run when the loop turn ends. */
 void bus_run_emit_changed(Manager *m, int64_t id);
+/* Sends what is pending and forgets the rest (before the bus goes). */
+void bus_run_changed_flush(void);

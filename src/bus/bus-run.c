@@ -295,7 +295,22 @@ int bus_run_setup(Manager *m)
         return sd_bus_add_node_enumerator(m->bus, NULL, BUS_RUN_PREFIX, run_node_enumerator, m);
 }
 
-void bus_run_emit_changed(Manager *m, int64_t id)
+/* Runs whose properties changed in this loop turn: one PropertiesChanged each when the turn
+ * ends, however many times they changed (a run's start, its activities, its end). */
+static struct {
+        Manager *m;
+        sd_event_source *source;
+        int64_t *ids;
+        size_t n, allocated;
+} changed_runs;
+
+static int cmp_id(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static void emit_run_changed(Manager *m, int64_t id)
 {
         _cleanup_free_ char *path = NULL;
 
@@ -304,4 +319,54 @@ void bus_run_emit_changed(Manager *m, int64_t id)
         (void) sd_bus_emit_properties_changed(m->bus, path, BUS_RUN_INTERFACE, "State",
                                               "StartedUSec", "FinishedUSec", "Output", "Error",
                                               "Activities", NULL);
+}
+
+static int on_changed_runs(sd_event_source *s, void *userdata)
+{
+        int64_t *ids = TAKE_PTR(changed_runs.ids);
+        size_t n = changed_runs.n;
+
+        changed_runs.n = changed_runs.allocated = 0;
+        qsort(ids, n, sizeof(int64_t), cmp_id);
+        for (size_t i = 0; i < n; i++)
+                if (i == 0 || ids[i] != ids[i - 1])
+                        emit_run_changed(changed_runs.m, ids[i]);
+        free(ids);
+        return 0;
+}
+
+void bus_run_emit_changed(Manager *m, int64_t id)
+{
+        if (!m->bus)
+                return;
+        if (changed_runs.n > 0 && changed_runs.ids[changed_runs.n - 1] == id)
+                return;
+        if (changed_runs.n >= changed_runs.allocated) {
+                size_t k = MAX(64u, changed_runs.allocated * 2);
+                int64_t *p = realloc(changed_runs.ids, k * sizeof(int64_t));
+                if (!p) {
+                        emit_run_changed(m, id);
+                        return;
+                }
+                changed_runs.ids = p;
+                changed_runs.allocated = k;
+        }
+        if (!changed_runs.source &&
+            sd_event_add_defer(m->event, &changed_runs.source, on_changed_runs, NULL) < 0) {
+                emit_run_changed(m, id);
+                return;
+        }
+        changed_runs.m = m;
+        changed_runs.ids[changed_runs.n++] = id;
+        (void) sd_event_source_set_enabled(changed_runs.source, SD_EVENT_ONESHOT);
+}
+
+void bus_run_changed_flush(void)
+{
+        if (changed_runs.n > 0 && changed_runs.m)
+                (void) on_changed_runs(NULL, NULL);
+        changed_runs.source = sd_event_source_disable_unref(changed_runs.source);
+        free(TAKE_PTR(changed_runs.ids));
+        changed_runs.n = changed_runs.allocated = 0;
+        changed_runs.m = NULL;
 }

@@ -6,6 +6,7 @@
 #include "http/http-routes.h"
 #include "shared/json-util.h"
 #include "shared/log.h"
+#include "shared/strv.h"
 #include "triggers/trigger-cron.h"
 #include "triggers/trigger-fire.h"
 
@@ -219,7 +220,7 @@ int bus_trigger_setup(Manager *m)
                                           trigger_node_enumerator, m);
 }
 
-void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name)
+static void emit_trigger_changed(Manager *m, const char *ns, const char *name)
 {
         _cleanup_free_ char *path = NULL;
         Trigger *t;
@@ -230,6 +231,59 @@ void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name)
                 return;
         (void) sd_bus_emit_properties_changed(m->bus, path, BUS_TRIGGER_INTERFACE, "FireCount",
                                               "LastFireUSec", "NextFireUSec", NULL);
+}
+
+/* Triggers fired in this loop turn ("ns/name"): one PropertiesChanged each when it ends. */
+static struct {
+        Manager *m;
+        sd_event_source *source;
+        char **refs;
+} changed_triggers;
+
+static int on_changed_triggers(sd_event_source *s, void *userdata)
+{
+        char **refs = TAKE_PTR(changed_triggers.refs);
+
+        STRV_FOREACH(r, refs) {
+                char *slash = strchr(*r, '/');
+                if (!slash)
+                        continue;
+                *slash = 0;
+                emit_trigger_changed(changed_triggers.m, *r, slash + 1);
+        }
+        strv_free(refs);
+        return 0;
+}
+
+void bus_trigger_emit_changed(Manager *m, const char *ns, const char *name)
+{
+        _cleanup_free_ char *ref = NULL;
+
+        if (!m->bus)
+                return;
+        if (asprintf(&ref, "%s/%s", ns, name) < 0 ||
+            (!changed_triggers.source &&
+             sd_event_add_defer(m->event, &changed_triggers.source, on_changed_triggers,
+                                NULL) < 0)) {
+                emit_trigger_changed(m, ns, name);
+                return;
+        }
+        changed_triggers.m = m;
+        if (!strv_contains(changed_triggers.refs, ref) &&
+            strv_push(&changed_triggers.refs, TAKE_PTR(ref)) < 0) {
+                emit_trigger_changed(m, ns, name);
+                return;
+        }
+        (void) sd_event_source_set_enabled(changed_triggers.source, SD_EVENT_ONESHOT);
+}
+
+void bus_trigger_changed_flush(void)
+{
+        if (changed_triggers.refs && changed_triggers.m)
+                (void) on_changed_triggers(NULL, NULL);
+        changed_triggers.source = sd_event_source_disable_unref(changed_triggers.source);
+        strv_free(TAKE_PTR(changed_triggers.refs));
+        changed_triggers.m = NULL;
 }
 
 void bus_trigger_emit_all(Manager *m)

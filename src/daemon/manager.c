@@ -56,9 +56,12 @@ Manager *manager_free(Manager *m)
         sd_event_source_disable_unref(m->changed_source);
         outbox_free(m->outbox); /* after the store: a last commit may still call it */
         http_server_free(m->http);
+        bus_run_changed_flush();
+        bus_trigger_changed_flush();
         sd_bus_slot_unref(m->bus_slot);
         sd_bus_flush_close_unref(m->bus);
         bus_creds_cache_clear();
+        trigger_tokens_cache_clear();
         registry_free(m->registry);
         config_done(&m->config);
         free(m->config_path);
