@@ -19,22 +19,71 @@ static int token_path(const char *state_dir, const char *ns, const char *name, c
         return asprintf(ret, "%s/tokens/%s/%s", state_dir, ns, name) < 0 ? -ENOMEM : 0;
 }
 
+/* Tokens read before, by path: a fire costs a stat() of the file, not reading it. A token is
+ * replaced by a rename (a new inode), so the inode and mtime tell when to read it again. */
+#define TOKEN_CACHE_SIZE 64
+static struct {
+        char *path, *token;
+        ino_t ino;
+        struct timespec mtime;
+} token_cache[TOKEN_CACHE_SIZE];
+static unsigned token_cache_next;
+
+static bool same_file(const struct stat *st, ino_t ino, const struct timespec *mtime)
+{
+        return st->st_ino == ino && st->st_mtim.tv_sec == mtime->tv_sec &&
+               st->st_mtim.tv_nsec == mtime->tv_nsec;
+}
+
 int trigger_token_get(const char *state_dir, const char *ns, const char *name, char **ret)
 {
         _cleanup_free_ char *path = NULL, *t = NULL;
+        struct stat st;
+        unsigned slot;
         size_t n;
         int r;
 
         r = token_path(state_dir, ns, name, &path);
         if (r < 0)
                 return r;
+        if (stat(path, &st) < 0)
+                return -errno;
+        for (unsigned i = 0; i < TOKEN_CACHE_SIZE; i++)
+                if (streq_ptr(token_cache[i].path, path) &&
+                    same_file(&st, token_cache[i].ino, &token_cache[i].mtime)) {
+                        *ret = strdup(token_cache[i].token);
+                        return *ret ? 0 : -ENOMEM;
+                }
         r = read_file_capped(path, 4096, &t, &n);
         if (r < 0)
                 return r;
         while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
                 t[--n] = 0;
+
+        slot = token_cache_next++ % TOKEN_CACHE_SIZE;
+        for (unsigned i = 0; i < TOKEN_CACHE_SIZE; i++)
+                if (streq_ptr(token_cache[i].path, path))
+                        slot = i;
+        free(token_cache[slot].path);
+        free(token_cache[slot].token);
+        token_cache[slot].path = strdup(path);
+        token_cache[slot].token = strdup(t);
+        if (!token_cache[slot].path || !token_cache[slot].token) {
+                free(TAKE_PTR(token_cache[slot].path));
+                free(TAKE_PTR(token_cache[slot].token));
+        }
+        token_cache[slot].ino = st.st_ino;
+        token_cache[slot].mtime = st.st_mtim;
         *ret = TAKE_PTR(t);
         return 0;
+}
+
+void trigger_tokens_cache_clear(void)
+{
+        for (unsigned i = 0; i < TOKEN_CACHE_SIZE; i++) {
+                free(TAKE_PTR(token_cache[i].path));
+                free(TAKE_PTR(token_cache[i].token));
+        }
 }
 
 int trigger_token_rotate(const char *state_dir, const char *ns, const char *name, char **ret)

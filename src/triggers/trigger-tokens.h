@@ -15,3 +15,5 @@ int trigger_tokens_sync(const char *state_dir, const Registry *reg, bool remove_
 /* Reads (rotate: replaces) the token of ns/name. -ENOENT if there is none. */
 int trigger_token_get(const char *state_dir, const char *ns, const char *name, char **ret);
 int trigger_token_rotate(const char *state_dir, const char *ns, const char *name, char **ret);
+/* Forgets the tokens read so far (trigger_token_get() keeps them, checked by a stat()). */
+void trigger_tokens_cache_clear(void);
