@@ -132,7 +132,6 @@ static Run *run_free(Run *run)
         flow_free(run->flow);
         json_object_put(run->input);
         json_object_put(run->trigger_ctx);
-        free(run->flow_yaml);
         free(run->name);
         free(run->ns);
         free(run->flow_name);
@@ -1542,7 +1541,7 @@ static int run_prepare_dirs(Run *run, bool recovering)
         return 0;
 }
 
-static int run_load_flow(Run *run)
+static int run_load_flow(Run *run, const char *yaml)
 {
         ResourceDoc **docs = NULL;
         size_t n_docs = 0;
@@ -1552,7 +1551,7 @@ static int run_load_flow(Run *run)
 
         if (asprintf(&name, "<run %" PRIi64 ">", run->id) < 0)
                 return -ENOMEM;
-        r = resource_text_parse(name, run->flow_yaml, strlen(run->flow_yaml), &docs, &n_docs,
+        r = resource_text_parse(name, yaml, strlen(yaml), &docs, &n_docs,
                                 &diags);
         if (r >= 0) {
                 r = -EBADMSG;
@@ -1644,10 +1643,9 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
         run->created_usec = (uint64_t) now;
         run->ns = strdup(flow->namespace);
         run->flow_name = strdup(flow->name);
-        run->flow_yaml = strdup(strempty(flow->raw_yaml));
         run->trigger = trigger ? strdup(trigger) : NULL;
         run->input = merge_input(flow, input);
-        if (!run->ns || !run->flow_name || !run->flow_yaml || !run->input ||
+        if (!run->ns || !run->flow_name || !run->input ||
             (trigger && !run->trigger))
                 return -ENOMEM;
 
@@ -1657,7 +1655,7 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
                        "ssssssi", run->ns, run->flow_name,
                        flow->kind == RESOURCE_WORKFLOW ? "Workflow" : "ArkFlow",
                        json_object_to_json_string_ext(run->input, JSON_C_TO_STRING_PLAIN),
-                       run->trigger, run->flow_yaml, now);
+                       run->trigger, strempty(flow->raw_yaml), now);
         if (r < 0)
                 return r;
 
@@ -1787,7 +1785,7 @@ static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 static int recover_run(Engine *e, sqlite3_stmt *st)
 {
         _cleanup_(run_freep) Run *run = NULL;
-        _cleanup_free_ char *input = NULL;
+        _cleanup_free_ char *input = NULL, *flow_yaml = NULL;
         sqlite3_stmt *act;
         int r;
 
@@ -1802,17 +1800,17 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         run->state = run_state_from_string((const char *) sqlite3_column_text(st, 4));
         input = store_column_strdup(st, 5);
         run->trigger = store_column_strdup(st, 6);
-        run->flow_yaml = store_column_strdup(st, 7);
+        flow_yaml = store_column_strdup(st, 7);
         run->created_usec = (uint64_t) sqlite3_column_int64(st, 8);
         run->started_usec = (uint64_t) sqlite3_column_int64(st, 9);
         run->accepted = true;
-        if (!run->ns || !run->flow_name || !run->flow_yaml || run->state < 0)
+        if (!run->ns || !run->flow_name || !flow_yaml || run->state < 0)
                 return -EBADMSG;
         run->input = input ? json_tokener_parse(input) : json_object_new_object();
         if (!run->input)
                 run->input = json_object_new_object();
 
-        r = run_load_flow(run);
+        r = run_load_flow(run, flow_yaml);
         if (r < 0)
                 return r;
         r = run_init_activities(run);

@@ -71,8 +71,7 @@ struct Run {
         char *name;
         char *ns;
         char *flow_name;
-        Flow *flow; /* the flow as it was when the run was created (parsed from flow_yaml) */
-        char *flow_yaml;
+        Flow *flow; /* the flow as it was when the run was created (its text is stored too) */
         char *trigger; /* "ns/name" of the trigger that fired it, or NULL */
         RunState state;
         RunState final_state; /* where the run goes once no activity is active any more */

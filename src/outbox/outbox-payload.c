@@ -164,7 +164,7 @@ int outbox_workflow_payload(const Run *run, const char *raw_yaml, char **ret)
         json_object *d;
         int r;
 
-        raw_yaml = raw_yaml ?: strempty(run->flow_yaml);
+        raw_yaml = raw_yaml ?: strempty(run->flow ? run->flow->raw_yaml : NULL);
         r = base64_encode(raw_yaml, strlen(raw_yaml), &raw);
         if (r < 0)
                 return r;

@@ -137,9 +137,9 @@ TEST(workflow_payload)
 {
         static const char *const keys[] = { "ID", "Namespace", "Runtime", "Name", "RawWorkflow",
                                             "Status", NULL };
-        Flow flow = { .runtime = (char *) "sdumont" };
+        Flow flow = { .runtime = (char *) "sdumont", .raw_yaml = (char *) "name: x\n" };
         Run run = { .id = 456, .ns = (char *) "default", .flow_name = (char *) "p-inference-nemo",
-                    .flow = &flow, .flow_yaml = (char *) "name: x\n", .state = RUN_FAILED };
+                    .flow = &flow, .state = RUN_FAILED };
         _cleanup_free_ char *text = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         json_object *d;
