@@ -62,6 +62,7 @@ Manager *manager_free(Manager *m)
         sd_bus_flush_close_unref(m->bus);
         bus_creds_cache_clear();
         trigger_tokens_cache_clear();
+        trigger_cron_done();
         registry_free(m->registry);
         config_done(&m->config);
         free(m->config_path);

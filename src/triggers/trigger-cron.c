@@ -29,6 +29,7 @@ typedef struct TimerError {
 static TimerError *errors;
 static size_t n_errors;
 static sd_event_source *retry_source;
+static void next_cache_clear(void);
 
 static void errors_clear(void)
 {
@@ -244,6 +245,8 @@ int trigger_cron_reconcile(Manager *m)
         bool retry = false;
         int r, ret = 0;
 
+        next_cache_clear();
+
         if (!m->bus)
                 return 0;
         errors_clear();
@@ -386,15 +389,65 @@ static int timer_get_usec(Manager *m, const Trigger *t, const char *property, ui
                                            property, &error, 't', ret);
 }
 
+/* A timer's next elapse, as systemd last told it: asking costs two calls to systemd, and a
+ * status listing asks for every cron trigger. Good until that moment has passed, or until the
+ * timers are reconciled (a reload may change any schedule). */
+static struct NextCache {
+        char *timer;
+        uint64_t usec;
+} *next_cache;
+static size_t n_next_cache;
+
+static void next_cache_clear(void)
+{
+        for (size_t i = 0; i < n_next_cache; i++)
+                free(next_cache[i].timer);
+        free(TAKE_PTR(next_cache));
+        n_next_cache = 0;
+}
+
+static void next_cache_put(const char *timer, uint64_t usec)
+{
+        struct NextCache *c;
+
+        for (size_t i = 0; i < n_next_cache; i++)
+                if (streq(next_cache[i].timer, timer)) {
+                        next_cache[i].usec = usec;
+                        return;
+                }
+        c = realloc(next_cache, (n_next_cache + 1) * sizeof(*c));
+        if (!c)
+                return;
+        next_cache = c;
+        c[n_next_cache].timer = strdup(timer);
+        c[n_next_cache].usec = usec;
+        if (c[n_next_cache].timer)
+                n_next_cache++;
+}
+
 uint64_t trigger_cron_next_usec(Manager *m, const Trigger *t)
 {
-        uint64_t usec = 0;
+        _cleanup_free_ char *timer = NULL;
+        uint64_t usec = 0, now = now_usec(CLOCK_REALTIME);
 
         if (!trigger_wants_timer(t))
                 return 0;
+        timer = trigger_cron_timer_name(t);
+        if (!timer)
+                return 0;
+        for (size_t i = 0; i < n_next_cache; i++)
+                if (streq(next_cache[i].timer, timer) && next_cache[i].usec > now)
+                        return next_cache[i].usec;
         if (timer_get_usec(m, t, "NextElapseUSecRealtime", &usec) < 0 || usec == UINT64_MAX)
                 return 0;
+        if (usec > now)
+                next_cache_put(timer, usec);
         return usec;
+}
+
+void trigger_cron_done(void)
+{
+        next_cache_clear();
 }
 
 static int slot_set(Manager *m, const Trigger *t, uint64_t usec)

@@ -45,6 +45,8 @@ uint64_t trigger_cron_missed_slot(const char *cron, uint64_t last_slot, uint64_t
 /* When t's timer elapses next (CLOCK_REALTIME µs, from the timer's NextElapseUSecRealtime);
  * 0 when unknown or t has no timer. */
 uint64_t trigger_cron_next_usec(Manager *m, const Trigger *t);
+/* Forgets what trigger_cron_next_usec() remembers (at exit). */
+void trigger_cron_done(void);
 
 /* Adds nextFireAt (from the timer), schedule (the OnCalendar= lines) and timer (its unit name)
  * to a cron trigger's status object o; does nothing for other triggers. */

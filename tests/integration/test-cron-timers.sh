@@ -102,6 +102,9 @@ assert_eq "$(timers)" "arkevent-cron@default-every\\x2d3s.timer
 arkevent-cron@default-hourly.timer
 arkevent-cron@default-nightly.timer" "timers after an edit"
 tb_wait_sh 10 "systemctl show -P TimersCalendar 'arkevent-cron@default-hourly.timer' | grep -q '00/2:09:00'"
+# The status follows the new schedule at once (what it remembered of the old timer is gone).
+next=$(tb_api GET /api/v1/triggers/default/hourly | json 'd["nextFireAt"]')
+assert_eq "$(python3 -c "import sys;print(sys.argv[1][14:19])" "$next")" "09:00" "nextFireAt after the edit ($next)"
 
 tb_write /etc/arkevent.d/triggers.yaml <<'YAML'
 kind: ArkEvent
