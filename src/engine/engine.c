@@ -1651,11 +1651,14 @@ int engine_submit(Engine *e, const Flow *flow, json_object *input, const char *t
 
         r = store_exec(e->store, &run->id,
                        "INSERT INTO runs(namespace, flow, kind, state, input, trigger, flow_yaml, "
-                       "created_usec) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?)",
-                       "ssssssi", run->ns, run->flow_name,
+                       "created_usec, trigger_ctx) VALUES (?, ?, ?, 'Pending', ?, ?, ?, ?, ?)",
+                       "ssssssis", run->ns, run->flow_name,
                        flow->kind == RESOURCE_WORKFLOW ? "Workflow" : "ArkFlow",
                        json_object_to_json_string_ext(run->input, JSON_C_TO_STRING_PLAIN),
-                       run->trigger, strempty(flow->raw_yaml), now);
+                       run->trigger, strempty(flow->raw_yaml), now,
+                       run->trigger_ctx ? json_object_to_json_string_ext(run->trigger_ctx,
+                                                                         JSON_C_TO_STRING_PLAIN)
+                                        : NULL);
         if (r < 0)
                 return r;
 
@@ -1785,7 +1788,7 @@ static int on_run_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 static int recover_run(Engine *e, sqlite3_stmt *st)
 {
         _cleanup_(run_freep) Run *run = NULL;
-        _cleanup_free_ char *input = NULL, *flow_yaml = NULL;
+        _cleanup_free_ char *input = NULL, *flow_yaml = NULL, *trigger_ctx = NULL;
         sqlite3_stmt *act;
         int r;
 
@@ -1803,12 +1806,14 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         flow_yaml = store_column_strdup(st, 7);
         run->created_usec = (uint64_t) sqlite3_column_int64(st, 8);
         run->started_usec = (uint64_t) sqlite3_column_int64(st, 9);
+        trigger_ctx = store_column_strdup(st, 10);
         run->accepted = true;
         if (!run->ns || !run->flow_name || !flow_yaml || run->state < 0)
                 return -EBADMSG;
         run->input = input ? json_tokener_parse(input) : json_object_new_object();
         if (!run->input)
                 run->input = json_object_new_object();
+        run->trigger_ctx = trigger_ctx ? json_tokener_parse(trigger_ctx) : NULL;
 
         r = run_load_flow(run, flow_yaml);
         if (r < 0)
@@ -1906,7 +1911,7 @@ int engine_recover(Engine *e)
 
         r = store_query(e->store, &st,
                         "SELECT id, name, namespace, flow, state, input, trigger, flow_yaml, "
-                        "created_usec, started_usec FROM runs "
+                        "created_usec, started_usec, trigger_ctx FROM runs "
                         "WHERE state IN ('Pending', 'Running') ORDER BY id",
                         NULL);
         if (r < 0)

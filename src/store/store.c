@@ -148,6 +148,8 @@ static const char *const migrations[] = {
         "  mtime_usec INTEGER,"
         "  PRIMARY KEY(run_id, path)"
         ");",
+        /* 3 -> 4: what a trigger's templates see (.trigger), for the steps left after a restart */
+        "ALTER TABLE runs ADD COLUMN trigger_ctx TEXT;",
 };
 
 static int sqlite_to_errno(int rc)

@@ -13,7 +13,7 @@
 
 #include "shared/macro.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct Store Store;
 

@@ -18,6 +18,23 @@ spec:
 YAML
 tb_write /etc/arkevent.d/doomed.yaml <<'YAML'
 kind: ArkFlow
+metadata: {name: relay}
+spec:
+  steps:
+    - {name: first, run: "sleep 2"}
+    - name: second
+      dependsOn: [first]
+      env: {WORD: "{{ .trigger.body.word }}"}
+      run: echo "$WORD"
+  output: "{{ .steps.second.output }}"
+---
+kind: ArkEvent
+metadata: {name: relay-hook}
+spec:
+  source: {type: webhook}
+  targets: [{pipeline: relay}]
+---
+kind: ArkFlow
 metadata: {name: doomed}
 spec:
   steps:
@@ -35,6 +52,8 @@ kill_daemon() {
         # Keep it down (no automatic restart) until we say so.
         tb_run systemctl stop arkevent.service
         assert_eq "$(tb_run systemctl is-active arkevent.service || true)" inactive "daemon after kill -9"
+        # This test restarts it more often than the unit's start limit allows in 10 s.
+        tb_run systemctl reset-failed arkevent.service
 }
 
 # 1: killed while both units run; "short" ends while the daemon is down.
@@ -90,4 +109,14 @@ kill_daemon
 tb_run systemctl start arkevent.service
 tb_wait_sh 20 "! systemctl list-units --all --no-legend arkevent-999999-0-1.service | grep -q ."
 assert_eq "$(tb_run systemctl is-failed arkevent-other.service || true)" failed "a unit that is not an activity's"
+
+# 5: a fired run's later steps still see the trigger (.trigger.body) after a restart.
+tok=$(tb_run arkeventctl token default/relay-hook)
+id5=$(tb_curl -X POST -H "Authorization: Bearer $tok" -d '{"word": "kept"}' \
+        http://127.0.0.1:8092/triggers/default/relay-hook/fire | json 'd["runs"][0]["id"]')
+tb_wait 20 systemctl is-active "arkevent-$id5-0-1.service"
+kill_daemon
+tb_run systemctl start arkevent.service
+assert_eq "$(tb_wait_run "$id5" 60)" Succeeded "run $id5"
+assert_eq "$(tb_api GET "/api/v1/runs/$id5" | json 'd["output"]')" kept "trigger body after the restart"
 log "ok"
