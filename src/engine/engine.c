@@ -132,6 +132,8 @@ static Run *run_free(Run *run)
         flow_free(run->flow);
         json_object_put(run->input);
         json_object_put(run->trigger_ctx);
+        free(run->parked_input);
+        free(run->parked_trigger);
         free(run->name);
         free(run->ns);
         free(run->flow_name);
@@ -408,6 +410,42 @@ static int waiting_push(Engine *e, Run *run)
         return 0;
 }
 
+/* A run waiting for a slot keeps its input and trigger context as text, a tenth of the memory
+ * of the parsed objects: a burst of fires may leave tens of thousands of them queued. */
+static void run_park(Run *run)
+{
+        if (run->parked_input)
+                return;
+        run->parked_input = strdup(json_object_to_json_string_ext(run->input,
+                                                                  JSON_C_TO_STRING_PLAIN));
+        run->parked_trigger = run->trigger_ctx ? strdup(json_object_to_json_string_ext(
+                                                         run->trigger_ctx, JSON_C_TO_STRING_PLAIN))
+                                               : NULL;
+        if (!run->parked_input || (run->trigger_ctx && !run->parked_trigger)) {
+                free(TAKE_PTR(run->parked_input));
+                free(TAKE_PTR(run->parked_trigger));
+                return;
+        }
+        json_object_put(TAKE_PTR(run->input));
+        json_object_put(TAKE_PTR(run->trigger_ctx));
+}
+
+static int run_unpark(Run *run)
+{
+        if (!run->parked_input)
+                return 0;
+        run->input = json_tokener_parse(run->parked_input);
+        run->trigger_ctx = run->parked_trigger ? json_tokener_parse(run->parked_trigger) : NULL;
+        if (!run->input || (run->parked_trigger && !run->trigger_ctx)) {
+                json_object_put(TAKE_PTR(run->input));
+                json_object_put(TAKE_PTR(run->trigger_ctx));
+                return -ENOMEM;
+        }
+        free(TAKE_PTR(run->parked_input));
+        free(TAKE_PTR(run->parked_trigger));
+        return 0;
+}
+
 static Run *waiting_pop(Engine *e)
 {
         while (e->waiting_head < e->n_waiting) {
@@ -501,6 +539,7 @@ static void run_finish(Run *run)
         Engine *e = run->engine;
         json_object *d;
 
+        (void) run_unpark(run); /* its output template may use its input */
         if (run->state == RUN_PENDING && e->n_pending > 0)
                 e->n_pending--;
         run->state = run->final_state;
@@ -591,11 +630,18 @@ static void run_advance(Run *run)
                     flow_running_runs(e, run->ns, run->flow_name) >= run->flow->concurrency)
                         return;
                 if (engine_at_capacity(e)) {
-                        if (waiting_push(e, run) >= 0)
+                        if (waiting_push(e, run) >= 0) {
+                                run_park(run);
                                 return;
+                        }
                         /* Cannot remember it: let it start now rather than never. */
                 }
                 run->waiting = false;
+                if (run_unpark(run) < 0) {
+                        /* Kept parked: tried again when the next slot frees up. */
+                        (void) waiting_push(e, run);
+                        return;
+                }
                 if (!run->dirs_ready) {
                         int r = run_prepare_dirs(run, false);
                         if (r < 0) {

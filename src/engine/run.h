@@ -88,6 +88,7 @@ struct Run {
         char *workspace;
         bool dirs_ready; /* dir, workspace and the input file exist (made when it starts) */
         bool waiting;    /* Pending, in the engine's queue of runs waiting for a unit slot */
+        char *parked_input, *parked_trigger; /* input and trigger_ctx as text while waiting */
         bool ending; /* failure, cancel or timeout seen: start nothing new */
         bool accepted; /* handed to the engine at the end of its first turn: may start */
 };

@@ -107,6 +107,9 @@ static int route_healthz(Manager *m, HttpRequest *req, char **captures)
                                                                : 0));
         json_object_object_add(o, "engine", json_object_new_boolean(m->engine != NULL));
         json_object_object_add(o, "reloads", json_object_new_int64(m->n_reloads));
+        json_object_object_add(o, "httpConnections",
+                               json_object_new_int64(m->http ? http_server_n_connections(m->http)
+                                                             : 0));
         return http_request_reply_json(req, 200, o);
 }
 

@@ -36,7 +36,7 @@ YAML
 tb_start_arkevent
 
 tb_write /tmp/quality.py <<'PY'
-import http.client, socket, sys, time
+import http.client, json, socket, sys, time
 
 # Keep-alive: three requests on one connection.
 c = http.client.HTTPConnection("127.0.0.1", 8092, timeout=10)
@@ -52,9 +52,25 @@ assert id(c.sock) == sock_id, "the connection was not kept"
 c.close()
 print("keep-alive ok")
 
-# Idle connections from one address, up to its limit.
+def connections():
+    """Open connections as the server counts them, asked from 127.0.0.2 (that one included)."""
+    o = http.client.HTTPConnection("127.0.0.1", 8092, timeout=10, source_address=("127.0.0.2", 0))
+    o.request("GET", "/healthz", headers={"Connection": "close"})
+    n = json.loads(o.getresponse().read())["httpConnections"]
+    o.close()
+    return n
+
+def wait_connections(want):
+    deadline = time.monotonic() + 10
+    while (n := connections()) != want:
+        assert time.monotonic() < deadline, "the server counts %d connections, not %d" % (n, want)
+        time.sleep(0.05)
+
+# Idle connections from one address, up to its limit, once the server has let go of the ones
+# above, and has taken all of these.
+wait_connections(1)
 idle = [socket.create_connection(("127.0.0.1", 8092), timeout=10) for _ in range(8)]
-time.sleep(0.3)
+wait_connections(9)
 # One more from the same address is refused at once...
 extra = socket.create_connection(("127.0.0.1", 8092), timeout=10)
 extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
