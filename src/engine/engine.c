@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/inotify.h>
 #include <pwd.h>
 #include <sys/stat.h>
 
@@ -129,6 +130,7 @@ static Run *run_free(Run *run)
                 activity_done(&run->activities[i]);
         free(run->activities);
         sd_event_source_disable_unref(run->timeout_source);
+        sd_event_source_disable_unref(run->result_watch);
         flow_free(run->flow);
         json_object_put(run->input);
         json_object_put(run->trigger_ctx);
@@ -936,6 +938,46 @@ static void activity_unit_ended(Activity *a, bool unit_failed)
                 strv_free(TAKE_PTR(e->resets));
 }
 
+/* A result file renamed into the run's meta directory (by the wrapper as its command ends, or
+ * by the ExecStopPost= recorder): a success is recorded at once, before systemd has seen the
+ * process go, taken the unit down and announced it. Anything else waits for systemd's word,
+ * which may add its own verdict (timeout, oom-kill) and leaves the unit failed, to be reset
+ * once recorded. (A unit that systemd fails after its command succeeded, in the instant
+ * between, stays failed until the next start resets recorded units.) */
+static int on_result_file(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+        Run *run = userdata;
+        _cleanup_free_ char *reason = NULL;
+        ActivityState state;
+        unsigned attempt;
+        size_t index;
+        int n = 0;
+        Activity *a;
+
+        if (!(ev->mask & IN_MOVED_TO) || ev->len == 0 ||
+            sscanf(ev->name, "%zu-%u.result%n", &index, &attempt, &n) != 2 || ev->name[n] != 0 ||
+            index >= run->n_activities)
+                return 0;
+        a = &run->activities[index];
+        if (a->attempt != attempt || !activity_state_is_active(a->state) ||
+            activity_read_result(a, &state, &reason) < 0 || state != ACTIVITY_SUCCEEDED)
+                return 0;
+        activity_unit_ended(a, false);
+        return 0;
+}
+
+static void run_watch_results(Run *run)
+{
+        _cleanup_free_ char *meta = NULL;
+
+        if (run->result_watch || asprintf(&meta, "%s/meta", run->dir) < 0)
+                return;
+        /* Without it results still come, from systemd's signals, a little later. */
+        if (sd_event_add_inotify(run->engine->event, &run->result_watch, meta,
+                                 IN_MOVED_TO | IN_ONLYDIR, on_result_file, run) < 0)
+                run->result_watch = NULL;
+}
+
 /* ---- watching a unit ---------------------------------------------------------------------- */
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
@@ -1584,6 +1626,7 @@ static int run_prepare_dirs(Run *run, bool recovering)
                         return r;
         }
         run->dirs_ready = true;
+        run_watch_results(run);
         return 0;
 }
 

@@ -84,6 +84,7 @@ struct Run {
         unsigned n_active; /* activities starting or running */
         uint64_t created_usec, started_usec, finished_usec;
         sd_event_source *timeout_source;
+        sd_event_source *result_watch; /* inotify on its meta directory: results as they come */
         char *dir; /* STATE/runs/ID */
         char *workspace;
         bool dirs_ready; /* dir, workspace and the input file exist (made when it starts) */
