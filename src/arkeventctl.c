@@ -19,6 +19,8 @@ static const Verb verbs[] = {
         { "status", "TRIGGER", "Show a trigger: condition, last and next fire, runs", verb_status },
         { "fire", "TRIGGER", "Fire a trigger (--input JSON|@FILE, --wait)", verb_fire },
         { "start", "FLOW", "Start a run of a flow (--input JSON|@FILE, --wait)", verb_start },
+        { "publish", "TOPIC", "Publish a message on a topic (--input JSON|@FILE, --wait)",
+          verb_publish },
         { "runs", "", "List runs (--flow FLOW, --state STATE)", verb_runs },
         { "show", "RUN", "Show a run and its activities", verb_show },
         { "logs", "RUN", "Print a run's journal (-f: follow it)", verb_logs },

@@ -12,6 +12,7 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "triggers/trigger-fire.h"
+#include "triggers/trigger-topic.h"
 #include "triggers/trigger-tokens.h"
 
 int bus_parse_ref(const char *ref, char **ret_ns, const char **ret_name)
@@ -509,10 +510,36 @@ static int method_start_run(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return reply_after_commit(m, msg, reply);
 }
 
+/* Answers msg with the objects of the runs (ao) once they are committed. */
+static int reply_runs_after_commit(Manager *m, sd_bus_message *msg, const int64_t *ids, size_t n)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL;
+                r = bus_run_path(ids[i], &path);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "o", path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return reply_after_commit(m, msg, reply);
+}
+
 int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char *name,
                      const char *input_json, sd_bus_error *error)
 {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_object_putp) json_object *input = NULL;
         _cleanup_(fire_result_done) FireResult res = {};
         _cleanup_free_ char *err = NULL;
@@ -563,26 +590,43 @@ int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char
                            ns, name, strna(sd_bus_message_get_sender(msg)), res.n_runs);
         }
         bus_trigger_emit_changed(m, ns, name);
+        return reply_runs_after_commit(m, msg, res.run_ids, res.n_runs);
+}
 
-        r = sd_bus_message_new_method_return(msg, &reply);
+static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        _cleanup_(json_object_putp) json_object *input = NULL;
+        _cleanup_(topic_result_done) TopicResult res = {};
+        _cleanup_free_ char *err = NULL;
+        const char *topic, *input_json;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &topic, &input_json);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "o");
+        REQUIRE_ADMIN(msg, m, error);
+        r = parse_input(input_json, &input, error);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < res.n_runs; i++) {
-                _cleanup_free_ char *path = NULL;
-                r = bus_run_path(res.run_ids[i], &path);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append(reply, "o", path);
-                if (r < 0)
-                        return r;
+        r = topic_publish(m, topic, input, NULL, &res, &err);
+        switch (r) {
+        case 0:
+                break;
+        case -EINVAL:
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT, "Not published: %s.",
+                                         strna(err));
+        case -ENOBUFS:
+                return sd_bus_error_setf(error, BUS_ERROR_QUEUE_FULL, "Not published: %s.",
+                                         strna(err));
+        case -ENOTCONN:
+                return reply_engine_missing(m, error);
+        default:
+                return sd_bus_error_set_errnof(error, r, "Cannot publish on %s: %m", topic);
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return reply_after_commit(m, msg, reply);
+        log_info("Message published on topic %s over D-Bus by %s: %zu run(s).", topic,
+                 strna(sd_bus_message_get_sender(msg)), res.n_runs);
+        return reply_runs_after_commit(m, msg, res.run_ids, res.n_runs);
 }
 
 static int method_fire_trigger(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -885,6 +929,9 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_get_run, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("FireTrigger", SD_BUS_ARGS("s", trigger, "s", input_json),
                                 SD_BUS_RESULT("ao", runs), method_fire_trigger,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Publish", SD_BUS_ARGS("s", topic, "s", input_json),
+                                SD_BUS_RESULT("ao", runs), method_publish,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("StartRun", SD_BUS_ARGS("s", flow, "s", input_json),
                                 SD_BUS_RESULT("t", run_id), method_start_run,

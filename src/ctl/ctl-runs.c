@@ -295,8 +295,12 @@ enum {
         ARG_LIMIT,
 };
 
-static int run_verb(int argc, char *argv[], bool fire)
+typedef enum RunVerb { RUN_VERB_START, RUN_VERB_FIRE, RUN_VERB_PUBLISH } RunVerb;
+
+static int run_verb(int argc, char *argv[], RunVerb kind)
 {
+        bool fire = kind != RUN_VERB_START, publish = kind == RUN_VERB_PUBLISH;
+        const char *what = publish ? "topic" : fire ? "trigger" : "flow";
         static const struct option options[] = {
                 CTL_COMMON_OPTIONS,
                 { "input", required_argument, NULL, ARG_INPUT },
@@ -321,7 +325,13 @@ static int run_verb(int argc, char *argv[], bool fire)
                         continue;
                 switch (c) {
                 case 'h':
-                        if (fire)
+                        if (publish)
+                                printf("arkeventctl publish [OPTIONS...] TOPIC\n\n"
+                                       "Publish a message on an embedded topic: every topic "
+                                       "trigger subscribed to\nit fires, one run per target. "
+                                       "Prints the runs started (none when nobody\n"
+                                       "subscribes).\n\n");
+                        else if (fire)
                                 printf("arkeventctl fire [OPTIONS...] TRIGGER\n\n"
                                        "Fire a trigger of any type, as its event would: one run "
                                        "per target.\nTRIGGER is NAMESPACE/NAME, or NAME in the "
@@ -336,8 +346,10 @@ static int run_verb(int argc, char *argv[], bool fire)
                                "                         terminal, one line per event "
                                "otherwise; exit 1 unless\n"
                                "                         every run succeeded\n",
-                               fire ? ", as .trigger.body" : "");
-                        if (fire)
+                               publish ? " (the message), as .trigger.body"
+                               : fire  ? ", as .trigger.body"
+                                       : "");
+                        if (fire && !publish)
                                 printf("     --scheduled         The fire comes from the "
                                        "trigger's schedule\n"
                                        "                         (arkevent-cron@.service)\n");
@@ -363,7 +375,7 @@ static int run_verb(int argc, char *argv[], bool fire)
         }
         if (optind + 1 != argc) {
                 log_error("Expected exactly one %s. See 'arkeventctl %s --help'.",
-                          fire ? "trigger" : "flow", argv[0]);
+                          what, argv[0]);
                 return CTL_EXIT_USAGE;
         }
 
@@ -380,10 +392,11 @@ static int run_verb(int argc, char *argv[], bool fire)
         }
 
         if (fire) {
-                r = ctl_call(bus, "FireTrigger", &error, &reply, "ss", argv[optind],
-                             strempty(input));
+                r = ctl_call(bus, publish ? "Publish" : "FireTrigger", &error, &reply, "ss",
+                             argv[optind], strempty(input));
                 if (r < 0)
-                        return ctl_bus_fail(r, &error, "fire the trigger");
+                        return ctl_bus_fail(r, &error,
+                                            publish ? "publish the message" : "fire the trigger");
                 r = sd_bus_message_enter_container(reply, 'a', "o");
                 if (r < 0)
                         return ctl_bus_fail(r, NULL, "read the reply");
@@ -412,6 +425,11 @@ static int run_verb(int argc, char *argv[], bool fire)
                 n = 1;
         }
 
+        if (publish && n == 0 && !arg_json) {
+                printf("No trigger took the message: none is subscribed to topic %s, or each "
+                       "refused it (see the journal).\n", argv[optind]);
+                return CTL_EXIT_OK;
+        }
         if (scheduled) {
                 log_info("Trigger %s fired on schedule: %zu run(s).", argv[optind], n);
                 return CTL_EXIT_OK;
@@ -420,7 +438,7 @@ static int run_verb(int argc, char *argv[], bool fire)
                 if (arg_json) {
                         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
                         json_object *a = json_object_new_array();
-                        json_object_object_add(o, fire ? "trigger" : "flow",
+                        json_object_object_add(o, what,
                                                json_object_new_string(argv[optind]));
                         json_object_object_add(o, "runs", a);
                         for (size_t i = 0; i < n; i++) {
@@ -450,12 +468,17 @@ static int run_verb(int argc, char *argv[], bool fire)
 
 int verb_start(int argc, char *argv[])
 {
-        return run_verb(argc, argv, false);
+        return run_verb(argc, argv, RUN_VERB_START);
 }
 
 int verb_fire(int argc, char *argv[])
 {
-        return run_verb(argc, argv, true);
+        return run_verb(argc, argv, RUN_VERB_FIRE);
+}
+
+int verb_publish(int argc, char *argv[])
+{
+        return run_verb(argc, argv, RUN_VERB_PUBLISH);
 }
 
 int verb_runs(int argc, char *argv[])

@@ -111,6 +111,7 @@ int verb_api_token(int argc, char *argv[]);
 int verb_token(int argc, char *argv[]);
 int verb_start(int argc, char *argv[]);
 int verb_fire(int argc, char *argv[]);
+int verb_publish(int argc, char *argv[]);
 int verb_runs(int argc, char *argv[]);
 int verb_show(int argc, char *argv[]);
 int verb_cancel(int argc, char *argv[]);

@@ -123,6 +123,7 @@ static const Route routes[] = {
         { "POST", "/triggers/{}/{}/fire", route_trigger_fire },
         { "GET", "/api/v1/triggers", route_triggers_list },
         { "GET", "/api/v1/triggers/{}/{}", route_triggers_get },
+        { "POST", "/api/v1/topics/{}/messages", route_topic_publish },
         { "POST", "/workflows", route_workflows_create },
         { "GET", "/workflows", route_workflows_list },
         { "GET", "/workflows/{}", route_workflows_get },

@@ -32,6 +32,7 @@ int route_runs_deliveries(Manager *m, HttpRequest *req, char **captures);
 int route_trigger_fire(Manager *m, HttpRequest *req, char **captures);
 int route_triggers_list(Manager *m, HttpRequest *req, char **captures);
 int route_triggers_get(Manager *m, HttpRequest *req, char **captures);
+int route_topic_publish(Manager *m, HttpRequest *req, char **captures);
 
 /* Registers the engine listener that answers sync fires. */
 int http_triggers_setup(Manager *m);

@@ -17,6 +17,7 @@
 #include "daemon/resource-watch.h"
 #include "triggers/trigger-cron.h"
 #include "triggers/trigger-fire.h"
+#include "triggers/trigger-topic.h"
 #include "triggers/trigger-tokens.h"
 
 #define SYNC_TIMEOUT_DEFAULT_USEC (120 * USEC_PER_SEC)
@@ -187,6 +188,25 @@ static void on_fire_committed(Store *s, int error, void *userdata)
         free(a);
 }
 
+/* Answers 202 with *response (taken) once what is written so far is committed. */
+static int reply_202_after_commit(Manager *m, HttpRequest *req, json_object **response)
+{
+        AsyncReply *a = new0(AsyncReply, 1);
+        int r;
+
+        if (!a)
+                return -ENOMEM;
+        a->req = req;
+        a->response = TAKE_PTR(*response);
+        r = store_on_commit(m->store, on_fire_committed, a);
+        if (r < 0) {
+                json_object_put(a->response);
+                free(a);
+                return r;
+        }
+        return HTTP_SUSPENDED;
+}
+
 int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
 {
         _cleanup_(json_object_putp) json_object *body = NULL;
@@ -288,18 +308,42 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
 
         /* The 202 goes out once every run is committed: a crash right after it loses nothing.
          * A replay waits too, for the original fire may be in this very commit. */
-        AsyncReply *a = new0(AsyncReply, 1);
-        if (!a)
-                return -ENOMEM;
-        a->req = req;
-        a->response = TAKE_PTR(res.response);
-        r = store_on_commit(m->store, on_fire_committed, a);
-        if (r < 0) {
-                json_object_put(a->response);
-                free(a);
+        return reply_202_after_commit(m, req, &res.response);
+}
+
+/* POST /api/v1/topics/{topic}/messages: the body is the message; 202 once the runs of every
+ * subscribed trigger are committed, with what each trigger did. */
+int route_topic_publish(Manager *m, HttpRequest *req, char **captures)
+{
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_(topic_result_done) TopicResult res = {};
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (http_check_api_token(m, req))
+                return 0;
+        (void) http_request_add_log_field(req, "ARKEVENT_TOPIC=%s", captures[0]);
+        if (!topic_name_valid(captures[0]))
+                return http_request_reply_error(req, 400, NULL,
+                                                "bad topic name \"%s\" (1 to 128 of A-Z a-z 0-9 "
+                                                ". _ -, not starting with a dot)",
+                                                captures[0]);
+        if (http_parse_json_body(req, &body))
+                return 0;
+        r = topic_publish(m, captures[0], body, http_request_header(req, "Idempotency-Key"), &res,
+                          &error);
+        if (r == -ENOBUFS)
+                return http_request_reply_error(req, 429, NULL, "%s", error);
+        if (r == -ENOTCONN)
+                return http_request_reply_error(req, 503, NULL, "%s", error);
+        if (r == -EINVAL)
+                return http_request_reply_error(req, 400, NULL, "%s", error);
+        if (r < 0)
                 return r;
-        }
-        return HTTP_SUSPENDED;
+        for (size_t i = 0; i < res.n_runs && i < 4; i++)
+                (void) http_request_add_log_field(req, "ARKEVENT_RUN=%" PRIi64, res.run_ids[i]);
+
+        return reply_202_after_commit(m, req, &res.response);
 }
 
 static json_object *condition(const char *status, const char *reason, const char *message)
