@@ -34,6 +34,16 @@ int route_triggers_list(Manager *m, HttpRequest *req, char **captures);
 int route_triggers_get(Manager *m, HttpRequest *req, char **captures);
 int route_topic_publish(Manager *m, HttpRequest *req, char **captures);
 
+/* Seed 001: pipelines (flows over REST) and their event triggers (http-pipelines.c). */
+int route_pipelines_create(Manager *m, HttpRequest *req, char **captures);
+int route_pipelines_list(Manager *m, HttpRequest *req, char **captures);
+int route_pipelines_get(Manager *m, HttpRequest *req, char **captures);
+int route_pipelines_update(Manager *m, HttpRequest *req, char **captures);
+int route_pipelines_delete(Manager *m, HttpRequest *req, char **captures);
+int route_events_start(Manager *m, HttpRequest *req, char **captures);
+int route_events_get(Manager *m, HttpRequest *req, char **captures);
+int route_events_delete(Manager *m, HttpRequest *req, char **captures);
+
 /* Registers the engine listener that answers sync fires. */
 int http_triggers_setup(Manager *m);
 /* A trigger as GET /api/v1/triggers shows it: status with conditions, fire counts. */
