@@ -115,6 +115,7 @@ static int route_healthz(Manager *m, HttpRequest *req, char **captures)
 
 static const Route routes[] = {
         { "GET", "/healthz", route_healthz },
+        { "GET", "/metrics", route_metrics },
         { "POST", "/api/v1/runs", route_runs_create },
         { "GET", "/api/v1/runs", route_runs_list },
         { "GET", "/api/v1/runs/{}", route_runs_get },

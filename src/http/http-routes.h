@@ -34,6 +34,9 @@ int route_triggers_list(Manager *m, HttpRequest *req, char **captures);
 int route_triggers_get(Manager *m, HttpRequest *req, char **captures);
 int route_topic_publish(Manager *m, HttpRequest *req, char **captures);
 
+/* GET /metrics, in the Prometheus text format (http-metrics.c). */
+int route_metrics(Manager *m, HttpRequest *req, char **captures);
+
 /* Seed 001: pipelines (flows over REST) and their event triggers (http-pipelines.c). */
 int route_pipelines_create(Manager *m, HttpRequest *req, char **captures);
 int route_pipelines_list(Manager *m, HttpRequest *req, char **captures);

@@ -91,4 +91,24 @@ assert_contains "$out" "Succeeded"
 out=$(tb_run arkeventctl publish nobody)
 assert_contains "$out" "none is subscribed to topic nobody"
 assert_eq "$(tb_run arkeventctl publish --json orders | json 'len(d["runs"])')" 3 "arkeventctl publish --json"
+
+# /metrics: the fires and runs above, in the Prometheus text format.
+metrics=$(tb_api GET /metrics)
+python3 - "$metrics" <<'PY' || fail "metrics: $metrics"
+import re, sys
+seen = {}
+for line in sys.argv[1].splitlines():
+    if line.startswith("#"):
+        assert re.match(r"# (HELP|TYPE) arkevent_\w+ ", line), line
+        continue
+    m = re.fullmatch(r'(arkevent_\w+)(\{\w+="[^"]*"\})? (-?[0-9.e+]+)', line)
+    assert m, line
+    seen[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+assert seen['arkevent_trigger_fires_total{trigger="default/on-order"}'] == 2, seen  # REST, arkeventctl
+assert seen['arkevent_trigger_fires_total{trigger="default/on-refund"}'] == 4, seen  # REST, once for two keyed, bus, arkeventctl
+assert 'arkevent_trigger_fires_total{trigger="default/paused"}' not in seen, seen
+assert seen['arkevent_runs_stored{state="Succeeded"}'] >= 3, seen
+assert seen["arkevent_triggers"] == 4, seen
+PY
+assert_eq "$(tb_curl -o /dev/null -w '%{http_code}' http://127.0.0.1:8092/metrics)" 401 "metrics need the token"
 log "ok"
