@@ -1910,7 +1910,8 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         r = run_init_activities(run);
         if (r < 0)
                 return r;
-        r = run_prepare_dirs(run, true);
+        /* A pending run gets its directories when it starts, as a new one does. */
+        r = run->state == RUN_PENDING ? run_set_paths(run) : run_prepare_dirs(run, true);
         if (r < 0)
                 return r;
 
