@@ -12,6 +12,7 @@
 #include "shared/json-util.h"
 #include "shared/log.h"
 #include "triggers/trigger-fire.h"
+#include "triggers/topic-redis.h"
 #include "triggers/trigger-topic.h"
 #include "triggers/trigger-tokens.h"
 
@@ -593,6 +594,21 @@ int bus_fire_trigger(sd_bus_message *msg, Manager *m, const char *ns, const char
         return reply_runs_after_commit(m, msg, res.run_ids, res.n_runs);
 }
 
+static void on_bus_published(int error, const char *id, const char *msg, void *userdata)
+{
+        sd_bus_message *call = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(call, BUS_ERROR_UNAVAILABLE,
+                                                  "The message could not be appended: %s.", msg);
+        else {
+                log_info("Message published over D-Bus as %s; a host reading the stream runs it.",
+                         id);
+                (void) sd_bus_reply_method_return(call, "ao", 0);
+        }
+        sd_bus_message_unref(call);
+}
+
 static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         _cleanup_(json_object_putp) json_object *input = NULL;
@@ -609,7 +625,21 @@ static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = parse_input(input_json, &input, error);
         if (r < 0)
                 return r;
-        r = topic_publish(m, topic, input, NULL, &res, &err);
+        if (m->topic_redis && topic_name_valid(topic)) {
+                /* Shared through Redis: the runs start wherever the message is taken. */
+                r = topic_redis_publish(m->topic_redis, topic,
+                                        input ? json_object_to_json_string_ext(
+                                                        input, JSON_C_TO_STRING_PLAIN)
+                                              : "{}",
+                                        on_bus_published, sd_bus_message_ref(msg));
+                if (r < 0) {
+                        sd_bus_message_unref(msg);
+                        return sd_bus_error_setf(error, BUS_ERROR_UNAVAILABLE,
+                                                 "Redis cannot be reached: %s.", strerror(-r));
+                }
+                return 1;
+        }
+        r = topic_fire_local(m, topic, input, NULL, &res, &err);
         switch (r) {
         case 0:
                 break;

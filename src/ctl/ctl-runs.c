@@ -426,8 +426,9 @@ static int run_verb(int argc, char *argv[], RunVerb kind)
         }
 
         if (publish && n == 0 && !arg_json) {
-                printf("No trigger took the message: none is subscribed to topic %s, or each "
-                       "refused it (see the journal).\n", argv[optind]);
+                printf("No run was started by this call: no trigger here subscribes to topic "
+                       "%s, or each\nrefused it (see the journal), or topics are shared through "
+                       "Redis and the host\nthat takes the message runs it.\n", argv[optind]);
                 return CTL_EXIT_OK;
         }
         if (scheduled) {

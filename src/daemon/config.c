@@ -51,6 +51,11 @@ static const ConfigKey config_keys[] = {
         KEY("retention.days", CONFIG_UNSIGNED, retention_days),
         KEY("retention.maxRuns", CONFIG_UNSIGNED, retention_max_runs),
         KEY("http.syncTimeoutMaxSeconds", CONFIG_UNSIGNED, sync_timeout_max_sec),
+        KEY("topics.redis.address", CONFIG_STRING, redis_address),
+        KEY("topics.redis.group", CONFIG_STRING, redis_group),
+        KEY("topics.redis.consumer", CONFIG_STRING, redis_consumer),
+        KEY("topics.redis.streamPrefix", CONFIG_STRING, redis_prefix),
+        KEY("topics.redis.claimIdleSeconds", CONFIG_UINT64, redis_claim_idle_sec),
 };
 
 int config_init(Config *c)
@@ -76,12 +81,16 @@ int config_init(Config *c)
                 .retention_days = 30,
                 .retention_max_runs = 10000,
                 .sync_timeout_max_sec = 3600,
+                .redis_claim_idle_sec = 60,
         };
         c->resource_dir = strdup(RESOURCE_DIR);
         c->state_dir = strdup(STATE_DIR);
         c->step_sandbox = strdup("default");
         c->bus_admin_group = strdup("arkevent");
-        if (!c->resource_dir || !c->state_dir || !c->step_sandbox || !c->bus_admin_group)
+        c->redis_group = strdup("arkevent");
+        c->redis_prefix = strdup("arkevent:topic:");
+        if (!c->resource_dir || !c->state_dir || !c->step_sandbox || !c->bus_admin_group ||
+            !c->redis_group || !c->redis_prefix)
                 return -ENOMEM;
         return 0;
 }
@@ -94,6 +103,10 @@ void config_done(Config *c)
         free(c->public_url);
         free(c->step_sandbox);
         free(c->bus_admin_group);
+        free(c->redis_address);
+        free(c->redis_group);
+        free(c->redis_consumer);
+        free(c->redis_prefix);
         for (size_t i = 0; i < c->n_runtimes; i++) {
                 free(c->runtimes[i].name);
                 free(c->runtimes[i].type);

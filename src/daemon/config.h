@@ -54,6 +54,12 @@ typedef struct Config {
         unsigned retention_days;     /* 0: no age limit */
         unsigned retention_max_runs; /* 0: no count limit */
         unsigned sync_timeout_max_sec; /* cap of ?mode=sync&timeout= */
+        /* topics shared by several hosts through Redis Streams (topics.redis) */
+        char *redis_address;     /* HOST:PORT or unix:PATH; NULL: embedded topics */
+        char *redis_group;       /* consumer group, the same on every host */
+        char *redis_consumer;    /* this host's name in it (NULL: the host name) */
+        char *redis_prefix;      /* stream of topic T: PREFIX + T */
+        uint64_t redis_claim_idle_sec; /* another consumer's message pending this long is taken */
 } Config;
 
 /* Fills in the defaults. */

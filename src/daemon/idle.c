@@ -4,6 +4,7 @@
 
 #include "bus/bus-manager.h"
 #include "daemon/idle.h"
+#include "triggers/topic-redis.h"
 #include "daemon/resource-watch.h"
 #include "outbox/outbox.h"
 #include "shared/log.h"
@@ -36,6 +37,9 @@ bool manager_is_idle(Manager *m)
         if (m->bus && sd_bus_get_n_queued_read(m->bus, &queued) >= 0 && queued > 0)
                 return false;
         if (resource_watch_pending() || trigger_cron_busy() || trigger_flow_output_busy())
+                return false;
+        /* Messages in a shared stream come from no socket: whoever reads it must stay. */
+        if (topic_redis_consuming(m->topic_redis))
                 return false;
 
         /* Outbound webhook deliveries still to make (retries included) keep the daemon up. */

@@ -18,6 +18,7 @@
 #include "daemon/resource-watch.h"
 #include "triggers/trigger-cron.h"
 #include "triggers/trigger-flow-output.h"
+#include "triggers/topic-redis.h"
 #include "engine/runtime.h"
 
 int manager_new(const char *config_path, Manager **ret)
@@ -52,6 +53,8 @@ Manager *manager_free(Manager *m)
         /* The engine and the store first: pending commits answer their HTTP requests. */
         engine_free(m->engine);
         store_free(m->store);
+        /* After the store: its last commit acknowledges the messages it ran. */
+        topic_redis_free(m->topic_redis);
         sd_event_source_disable_unref(m->status_source);
         sd_event_source_disable_unref(m->changed_source);
         outbox_free(m->outbox); /* after the store: a last commit may still call it */
@@ -184,6 +187,8 @@ int manager_reload(Manager *m)
         m->n_reloads++;
         (void) trigger_cron_reconcile(m);
         trigger_flow_output_watch(m);
+        if (m->topic_redis)
+                topic_redis_sync(m->topic_redis);
         manager_send_status(m);
         bus_manager_emit_changed(m);
         return 0;
@@ -457,6 +462,11 @@ int manager_startup(Manager *m)
         }
         (void) trigger_cron_startup(m);
         (void) trigger_flow_output_catch_up(m);
+        if (m->engine && m->config.redis_address && *m->config.redis_address) {
+                r = topic_redis_new(m, &m->topic_redis);
+                if (r < 0)
+                        log_warning_errno(r, "Topics stay on this host, not shared through Redis: %m");
+        }
         (void) resource_watch_setup(m);
         (void) manager_idle_setup(m);
 

@@ -32,6 +32,7 @@ typedef struct Manager {
         sd_event_source *status_source; /* STATUS= to systemd, at most once a second */
         uint64_t status_sent_usec;      /* CLOCK_MONOTONIC */
         sd_event_source *changed_source; /* the manager's PropertiesChanged, once a turn */
+        struct TopicRedis *topic_redis; /* topics shared through Redis; NULL: embedded topics */
 } Manager;
 
 int manager_new(const char *config_path, Manager **ret);

@@ -17,6 +17,7 @@
 #include "daemon/resource-watch.h"
 #include "triggers/trigger-cron.h"
 #include "triggers/trigger-fire.h"
+#include "triggers/topic-redis.h"
 #include "triggers/trigger-topic.h"
 #include "triggers/trigger-tokens.h"
 
@@ -311,8 +312,77 @@ int route_trigger_fire(Manager *m, HttpRequest *req, char **captures)
         return reply_202_after_commit(m, req, &res.response);
 }
 
+/* A publish waiting for Redis to take the message; the request may go first. */
+typedef struct RedisPublish {
+        HttpRequest *req; /* NULL once its connection has gone */
+        char *topic, *stream;
+} RedisPublish;
+
+static void on_redis_publish_abort(HttpRequest *req, void *userdata)
+{
+        RedisPublish *p = userdata;
+        p->req = NULL; /* freed when Redis answers */
+}
+
+static void on_redis_published(int error, const char *id, const char *msg, void *userdata)
+{
+        RedisPublish *p = userdata;
+
+        if (p->req && error < 0)
+                (void) http_request_reply_error(p->req, 503, NULL,
+                                                "the message could not be appended to %s: %s",
+                                                p->stream, msg);
+        else if (p->req) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                char ts[32];
+                json_object_object_add(o, "topic", json_object_new_string(p->topic));
+                json_object_object_add(o, "publishedAt",
+                                       json_object_new_string(format_rfc3339(
+                                               ts, now_usec(CLOCK_REALTIME), true)));
+                json_object_object_add(o, "stream", json_object_new_string(p->stream));
+                json_object_object_add(o, "messageId", json_object_new_string(id));
+                /* The runs start on whichever host takes the message from the stream. */
+                json_object_object_add(o, "deliveries", json_object_new_array());
+                (void) http_request_reply_json(p->req, 202, o);
+        }
+        free(p->topic);
+        free(p->stream);
+        free(p);
+}
+
+/* With topics.redis: 202 once the message is in the topic's stream. */
+static int publish_to_redis(Manager *m, HttpRequest *req, const char *topic, json_object *body)
+{
+        RedisPublish *p = new0(RedisPublish, 1);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        *p = (RedisPublish){ .req = req, .topic = strdup(topic),
+                             .stream = topic_redis_stream(m->topic_redis, topic) };
+        if (!p->topic || !p->stream) {
+                free(p->topic);
+                free(p->stream);
+                free(p);
+                return -ENOMEM;
+        }
+        r = topic_redis_publish(m->topic_redis, topic,
+                                json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+                                on_redis_published, p);
+        if (r < 0) {
+                free(p->topic);
+                free(p->stream);
+                free(p);
+                return http_request_reply_error(req, 503, NULL, "Redis cannot be reached: %s",
+                                                strerror(-r));
+        }
+        http_request_set_userdata(req, p, on_redis_publish_abort);
+        return HTTP_SUSPENDED;
+}
+
 /* POST /api/v1/topics/{topic}/messages: the body is the message; 202 once the runs of every
- * subscribed trigger are committed, with what each trigger did. */
+ * subscribed trigger are committed, with what each trigger did (or, with topics.redis, once
+ * the message is in the topic's stream). */
 int route_topic_publish(Manager *m, HttpRequest *req, char **captures)
 {
         _cleanup_(json_object_putp) json_object *body = NULL;
@@ -330,8 +400,10 @@ int route_topic_publish(Manager *m, HttpRequest *req, char **captures)
                                                 captures[0]);
         if (http_parse_json_body(req, &body))
                 return 0;
-        r = topic_publish(m, captures[0], body, http_request_header(req, "Idempotency-Key"), &res,
-                          &error);
+        if (m->topic_redis)
+                return publish_to_redis(m, req, captures[0], body);
+        r = topic_fire_local(m, captures[0], body, http_request_header(req, "Idempotency-Key"),
+                             &res, &error);
         if (r == -ENOBUFS)
                 return http_request_reply_error(req, 429, NULL, "%s", error);
         if (r == -ENOTCONN)

@@ -48,7 +48,7 @@ static int collect_runs(TopicResult *ret, json_object *response)
         return 0;
 }
 
-int topic_publish(Manager *m, const char *topic, json_object *body, const char *idempotency_key,
+int topic_fire_local(Manager *m, const char *topic, json_object *body, const char *idempotency_key,
                   TopicResult *ret, char **ret_error)
 {
         _cleanup_(json_object_putp) json_object *response = NULL;

@@ -89,7 +89,7 @@ assert_contains "$err" "bad topic name"
 out=$(tb_run arkeventctl publish refunds --input '{"item": "cli"}' --wait --no-pager)
 assert_contains "$out" "Succeeded"
 out=$(tb_run arkeventctl publish nobody)
-assert_contains "$out" "none is subscribed to topic nobody"
+assert_contains "$out" "no trigger here subscribes to topic nobody"
 assert_eq "$(tb_run arkeventctl publish --json orders | json 'len(d["runs"])')" 3 "arkeventctl publish --json"
 
 # /metrics: the fires and runs above, in the Prometheus text format.

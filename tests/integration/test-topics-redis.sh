@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Topics shared through Redis Streams (topics.redis): a message published here or by another
+# host is taken once by the consumer group and runs the triggers subscribed to its topic; what
+# is published while the daemon is down, taken by a consumer that died, or taken before a
+# restart and not acknowledged, still runs, once each.
+source "$(dirname "$0")/testbed.sh"
+command -v redis-server >/dev/null || tb_skip "redis-server is not installed"
+tb_start
+tb_run systemd-run -q --unit=test-redis -p Type=exec /usr/bin/redis-server --port 6390 \
+        --bind 127.0.0.1 --save "" --appendonly no
+tb_wait 20 sh -c 'redis-cli -p 6390 ping | grep -q PONG'
+R() { tb_run redis-cli -p 6390 "$@"; }
+S=arkevent:topic:orders
+
+tb_write /etc/arkevent/arkevent.yaml <<'YAML'
+topics:
+  redis:
+    address: 127.0.0.1:6390
+    consumer: host-a
+    claimIdleSeconds: 1
+YAML
+tb_write /etc/arkevent.d/orders.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: ship}
+spec:
+  steps:
+    - name: s
+      env: {ITEM: "{{ .trigger.body.item }}"}
+      run: printf '%s' "$ITEM"
+  output: "{{ .steps.s.output }}"
+---
+kind: ArkEvent
+metadata: {name: on-order}
+spec:
+  source: {type: topic, topic: orders}
+  targets: [{pipeline: ship}]
+YAML
+tb_start_arkevent
+tb_wait_sh 20 "redis-cli -p 6390 XINFO GROUPS $S | grep -qx arkevent"
+
+outputs() { # the outputs of the finished runs of default/ship, sorted
+        tb_api GET "/api/v1/runs?flow=default/ship&limit=1000" |
+                json '"\n".join(sorted(r["output"] or "" for r in d["runs"] if r["state"] == "Succeeded"))'
+}
+wait_outputs() { # WANT (newline-separated, sorted)
+        local want=$1 deadline=$(($(tb_now_ms) + 60000)) got
+        until got=$(outputs) && [ "$got" = "$want" ]; do
+                [ "$(tb_now_ms)" -lt "$deadline" ] || fail "runs: expected '$want', got '$got'"
+                sleep 0.2
+        done
+}
+pending() { R XPENDING "$S" arkevent | head -n1; }
+
+# Published here: 202 once the message is in the stream; taken, run, acknowledged.
+out=$(tb_api POST /api/v1/topics/orders/messages -d '{"item": "rest"}')
+assert_eq "$(json 'd["stream"]' <<<"$out")" "$S" "stream in the answer"
+id=$(json 'd["messageId"]' <<<"$out")
+assert_eq "$(R XRANGE "$S" "$id" "$id" | sed -n 3p)" '{"item":"rest"}' "the message is in the stream"
+wait_outputs "rest"
+tb_wait_sh 10 "[ \$(redis-cli -p 6390 XPENDING $S arkevent | head -n1) = 0 ]"
+
+# Published by another host, straight into the stream.
+R XADD "$S" '*' message '{"item": "other-host"}' >/dev/null
+wait_outputs "other-host
+rest"
+
+# While the daemon is down: one message taken by a consumer that then died, one taken by this
+# host's consumer name (as if just before a crash), one nobody took yet.
+tb_run systemctl stop arkevent.service
+R XADD "$S" '*' message '{"item": "ghost"}' >/dev/null
+R XREADGROUP GROUP arkevent ghost COUNT 1 STREAMS "$S" '>' >/dev/null
+R XADD "$S" '*' message '{"item": "own"}' >/dev/null
+R XREADGROUP GROUP arkevent host-a COUNT 1 STREAMS "$S" '>' >/dev/null
+R XADD "$S" '*' message '{"item": "while-down"}' >/dev/null
+assert_eq "$(pending)" 2 "two taken and not acknowledged"
+tb_run systemctl start arkevent.service
+wait_outputs "ghost
+other-host
+own
+rest
+while-down"
+tb_wait_sh 10 "[ \$(redis-cli -p 6390 XPENDING $S arkevent | head -n1) = 0 ]"
+
+# Over the bus: appended, answered with no run here (they start where the message is taken).
+assert_eq "$(tb_run busctl call dev.arkonis.ArkEvent1 /dev/arkonis/ArkEvent1 \
+        dev.arkonis.ArkEvent1.Manager Publish ss orders '{"item": "bus"}')" "ao 0" "Publish"
+wait_outputs "bus
+ghost
+other-host
+own
+rest
+while-down"
+
+# Not JSON: dropped with a warning (and acknowledged), nothing runs.
+cursor=$(tb_journal_cursor)
+R XADD "$S" '*' message 'not json' >/dev/null
+tb_wait_journal 20 "$cursor" "is not a JSON object; dropped"
+tb_wait_sh 10 "[ \$(redis-cli -p 6390 XPENDING $S arkevent | head -n1) = 0 ]"
+assert_eq "$(tb_api GET "/api/v1/runs?flow=default/ship&limit=1000" | json 'len(d["runs"])')" 6 "each message ran once"
+log "ok"
