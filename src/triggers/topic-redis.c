@@ -423,15 +423,15 @@ static void on_group(redisAsyncContext *ac, void *r, void *privdata)
         redisReply *reply = r;
         char *stream = privdata;
 
-        if (t && !t->freeing && reply) {
-            if (reply->type != REDIS_REPLY_ERROR || startswith(reply->str, "BUSYGROUP")) {
-                        if (strv_contains(t->streams, stream) && !strv_contains(t->grouped, stream))
-                                (void) strv_extend(&t->grouped, stream);
-                        read_next(t);
-                } else
-                        log_warning("Redis: cannot create group %s on %s: %s", t->group, stream,
-                                    reply->str);
-        }
+        /* Created, or there already (BUSYGROUP): read it. */
+        if (t && !t->freeing && reply &&
+            (reply->type != REDIS_REPLY_ERROR || startswith(reply->str, "BUSYGROUP"))) {
+                if (strv_contains(t->streams, stream) && !strv_contains(t->grouped, stream))
+                        (void) strv_extend(&t->grouped, stream);
+                read_next(t);
+        } else if (t && !t->freeing && reply)
+                log_warning("Redis: cannot create group %s on %s: %s", t->group, stream,
+                            reply->str);
         free(stream);
 }
 
