@@ -97,4 +97,22 @@ R XADD "$S" '*' message 'not json' >/dev/null
 tb_wait_journal 20 "$cursor" "is not a JSON object; dropped"
 tb_wait_sh 10 "[ \$(redis-cli -p 6390 XPENDING $S arkevent | head -n1) = 0 ]"
 assert_eq "$(tb_api GET "/api/v1/runs?flow=default/ship&limit=1000" | json 'len(d["runs"])')" 6 "each message ran once"
+
+# Redis goes away: publishing answers 503; it comes back empty: groups are made again and
+# messages run again.
+tb_run systemctl stop test-redis.service
+code=$(tb_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(tb_api_token)" \
+        -d '{"item": "lost"}' http://127.0.0.1:8092/api/v1/topics/orders/messages)
+assert_eq "$code" 503 "publish without Redis"
+tb_run systemd-run -q --unit=test-redis-2 -p Type=exec /usr/bin/redis-server --port 6390 \
+        --bind 127.0.0.1 --save "" --appendonly no
+tb_wait 30 sh -c "redis-cli -p 6390 XINFO GROUPS $S | grep -qx arkevent"
+tb_wait 30 sh -c "curl -sf -o /dev/null -H 'Authorization: Bearer $(tb_api_token)' -d '{\"item\": \"back\"}' http://127.0.0.1:8092/api/v1/topics/orders/messages"
+wait_outputs "back
+bus
+ghost
+other-host
+own
+rest
+while-down"
 log "ok"
