@@ -145,9 +145,9 @@ tb_run systemctl stop arkevent.service
 # such message. (Under the sanitizers, LeakSanitizer may fail at exit in the sandbox: the result
 # is then exit-code, which is not what this checks.)
 res=$(tb_run systemctl show -P Result arkevent.service)
-[ "$res" = success ] || { ldd "$ARKEVENT_BUILD_DIR/src/arkeventd" | grep -q libasan && [ "$res" = exit-code ]; } ||
+[ "$res" = success ] || { ldd "$ARKEVENT_BUILD_DIR/src/arkeventd" | grep libasan >/dev/null && [ "$res" = exit-code ]; } ||
         fail "daemon result after a stop with waiting requests: $res"
-if tb_journal -u arkevent.service | grep -q "suspended connections"; then fail "libmicrohttpd aborted at stop"; fi
+if tb_journal -u arkevent.service | grep "suspended connections" >/dev/null; then fail "libmicrohttpd aborted at stop"; fi
 tb_wait 10 grep -q '"status":503' /tmp/sync.out
 assert_eq "$(tb_wait_run "$rid" 30)" Succeeded "the run after the stop"
 log "ok"

@@ -49,7 +49,7 @@ wait_outputs() { # WANT (newline-separated, sorted)
                 sleep 0.2
         done
 }
-pending() { R XPENDING "$S" arkevent | head -n1; }
+pending() { R XPENDING "$S" arkevent | sed -n 1p; }
 
 # Published here: 202 once the message is in the stream; taken, run, acknowledged.
 out=$(tb_api POST /api/v1/topics/orders/messages -d '{"item": "rest"}')

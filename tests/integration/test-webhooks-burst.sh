@@ -67,7 +67,7 @@ new_pid=$(tb_run systemctl show -P MainPID arkevent.service)
 [ "$new_pid" != "$old_pid" ] || fail "the daemon was not restarted"
 drained=0
 for _ in $(seq 180); do
-        tb_curl http://127.0.0.1:8092/healthz | grep -q '"runsActive":0' && { drained=1; break; }
+        tb_curl http://127.0.0.1:8092/healthz | grep '"runsActive":0' >/dev/null && { drained=1; break; }
         sleep 0.5
 done
 if [ "$drained" = 0 ]; then

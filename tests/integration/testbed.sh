@@ -341,7 +341,7 @@ tb_stop() {
         done
         [ -z "$left" ] || left+=" ($(ps -o pid=,comm=,args= -p "${left// /,}" 2>/dev/null | tr '\n' ';'))"
         # Overlays of our stage visible on the host would mean a mount escaped the namespace.
-        if findmnt -rn -t overlay -o OPTIONS 2>/dev/null | grep -qF "lowerdir=$TB_STAGE/"; then
+        if findmnt -rn -t overlay -o OPTIONS 2>/dev/null | grep -F "lowerdir=$TB_STAGE/" >/dev/null; then
                 left+=" (a mount of $TB_STAGE on the host)"
         fi
         TB_PID=
@@ -432,7 +432,7 @@ tb_start() {
         tb_stage
         staged=$(tb_now_ms)
         TB_DIR=$(mktemp -d "$ARKEVENT_BUILD_DIR/testbed-$TB_NAME.XXXXXX")
-        if ldd "$ARKEVENT_BUILD_DIR/src/arkeventd" 2>/dev/null | grep -q libasan; then
+        if ldd "$ARKEVENT_BUILD_DIR/src/arkeventd" 2>/dev/null | grep libasan >/dev/null; then
                 asan=1
         fi
 
