@@ -798,11 +798,6 @@ static int method_rotate_trigger_token(sd_bus_message *msg, void *userdata, sd_b
 }
 
 /* Where resources submitted over the bus live (the daemon cannot write /etc). */
-static int submitted_dir(Manager *m, char **ret)
-{
-        return asprintf(ret, "%s/resources", m->config.state_dir) < 0 ? -ENOMEM : 0;
-}
-
 static int method_submit_resource(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -819,7 +814,7 @@ static int method_submit_resource(sd_bus_message *msg, void *userdata, sd_bus_er
         if (r < 0)
                 return r;
         REQUIRE_ADMIN(msg, m, error);
-        r = submitted_dir(m, &dir);
+        r = manager_submitted_path(m, NULL, NULL, NULL, &dir);
         if (r < 0)
                 return r;
 
@@ -893,10 +888,9 @@ static int method_submit_resource(sd_bus_message *msg, void *userdata, sd_bus_er
 
                 if (!d->flow && !d->trigger)
                         continue;
-                if (asprintf(&path, "%s/%s_%s_%s.yaml", dir, d->namespace, kind, d->name) < 0) {
-                        r = -ENOMEM;
+                r = manager_submitted_path(m, d->namespace, kind, d->name, &path);
+                if (r < 0)
                         goto finish;
-                }
                 raw = d->flow && d->flow->raw_yaml ? d->flow->raw_yaml : NULL;
                 if (!raw) {
                         /* A trigger keeps no source text: store the whole submission when it is

@@ -105,7 +105,16 @@ static void log_diagnostics(const Diagnostics *diags)
         }
 }
 
-/* The resource directory, then what was submitted over D-Bus (STATE/resources). */
+int manager_submitted_path(Manager *m, const char *ns, const char *kind, const char *name,
+                           char **ret)
+{
+        int r = name ? asprintf(ret, "%s/resources/%s_%s_%s.yaml", m->config.state_dir, ns, kind,
+                                name)
+                     : asprintf(ret, "%s/resources", m->config.state_dir);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+/* The resource directory, then what was submitted over the API (STATE/resources). */
 static int manager_parse_resources(Manager *m, Registry **ret, Diagnostics *diags)
 {
         _cleanup_free_ char *submitted = NULL;
@@ -113,8 +122,9 @@ static int manager_parse_resources(Manager *m, Registry **ret, Diagnostics *diag
         size_t n = 0;
         int r;
 
-        if (asprintf(&submitted, "%s/resources", m->config.state_dir) < 0)
-                return -ENOMEM;
+        r = manager_submitted_path(m, NULL, NULL, NULL, &submitted);
+        if (r < 0)
+                return r;
         r = resource_dir_parse(m->config.resource_dir, &docs, &n, diags);
         if (r >= 0)
                 r = resource_dir_parse(submitted, &docs, &n, diags);

@@ -49,6 +49,11 @@ int manager_reload(Manager *m);
 int manager_run(Manager *m);
 
 void manager_send_status(Manager *m);
+
+/* Resources submitted over the API (D-Bus SubmitResource, REST pipelines) live in
+ * STATE/resources, one file per document: NS_KIND_NAME.yaml. name NULL: the directory. */
+int manager_submitted_path(Manager *m, const char *ns, const char *kind, const char *name,
+                           char **ret);
 /* The run counts changed: STATUS= (at most once a second, systemd answers every one with a
  * PropertiesChanged of its own) and the manager's properties (once per loop turn). */
 void manager_runs_changed(Manager *m);

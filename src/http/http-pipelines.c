@@ -53,10 +53,33 @@ static int pipeline_path(Manager *m, const char *id, unsigned version, char **re
 
 static int resource_path(Manager *m, const char *kind, const char *name, char **ret)
 {
-        return asprintf(ret, "%s/resources/%s_%s_%s.yaml", m->config.state_dir, PIPELINE_NS, kind,
-                        name) < 0
-                       ? -ENOMEM
-                       : 0;
+        return manager_submitted_path(m, PIPELINE_NS, kind, name, ret);
+}
+
+/* Stores version `version` of pipeline id (doc) and its flow; the version first, the current
+ * document last, so that what is current always exists. */
+static int pipeline_write(Manager *m, const char *id, unsigned version, const char *doc,
+                          const char *flow)
+{
+        _cleanup_free_ char *pdir = NULL, *rdir = NULL, *vpath = NULL, *fpath = NULL,
+                            *cpath = NULL;
+        int r;
+
+        if (asprintf(&pdir, "%s/pipelines", m->config.state_dir) < 0 ||
+            manager_submitted_path(m, NULL, NULL, NULL, &rdir) < 0 ||
+            pipeline_path(m, id, version, &vpath) < 0 || resource_path(m, "ArkFlow", id, &fpath) < 0 ||
+            pipeline_path(m, id, 0, &cpath) < 0)
+                return -ENOMEM;
+        r = mkdir_p(pdir, 0700);
+        if (r >= 0)
+                r = mkdir_p(rdir, 0700);
+        if (r >= 0)
+                r = write_file_atomic(vpath, doc, 0600);
+        if (r >= 0)
+                r = write_file_atomic(fpath, flow, 0600);
+        if (r >= 0)
+                r = write_file_atomic(cpath, doc, 0600);
+        return r;
 }
 
 /* Reads version (0: the current one) of pipeline id. -ENOENT when there is none. */
@@ -178,9 +201,8 @@ static int pipeline_store(Manager *m, HttpRequest *req, const char *id, unsigned
                           const char *created_at, json_object **ret)
 {
         _cleanup_(json_object_putp) json_object *body = NULL, *errors = NULL;
-        _cleanup_free_ char *text = NULL, *path = NULL, *dir = NULL, *flow = NULL;
+        _cleanup_free_ char *flow = NULL;
         json_object *steps = NULL;
-        const char *doc;
         char ts[32];
         int r;
 
@@ -212,35 +234,10 @@ static int pipeline_store(Manager *m, HttpRequest *req, const char *id, unsigned
         if (r < 0)
                 return r;
 
-        if (asprintf(&dir, "%s/pipelines", m->config.state_dir) < 0)
-                return -ENOMEM;
-        r = mkdir_p(dir, 0700);
-        if (r >= 0) {
-                free(dir);
-                dir = NULL;
-                if (asprintf(&dir, "%s/resources", m->config.state_dir) < 0)
-                        return -ENOMEM;
-                r = mkdir_p(dir, 0700);
-        }
-        doc = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PRETTY |
-                                                           JSON_C_TO_STRING_NOSLASHESCAPE);
-        /* The version first, the current document last: what is current always exists. */
-        if (r >= 0)
-                r = pipeline_path(m, id, version, &path);
-        if (r >= 0)
-                r = write_file_atomic(path, doc, 0600);
-        free(path);
-        path = NULL;
-        if (r >= 0)
-                r = resource_path(m, "ArkFlow", id, &path);
-        if (r >= 0)
-                r = write_file_atomic(path, flow, 0600);
-        free(path);
-        path = NULL;
-        if (r >= 0)
-                r = pipeline_path(m, id, 0, &path);
-        if (r >= 0)
-                r = write_file_atomic(path, doc, 0600);
+        r = pipeline_write(m, id, version,
+                           json_object_to_json_string_ext(body, JSON_C_TO_STRING_PRETTY |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE),
+                           flow);
         if (r < 0)
                 return http_request_reply_error(req, 500, NULL, "cannot store the pipeline: %s",
                                                 strerror(-r));
