@@ -897,6 +897,13 @@ static void on_resets_committed(Store *s, int error, void *userdata)
                                                 "ResetFailedUnit", NULL, NULL, "s", *u);
 }
 
+/* The attempt ended as s (its exit code and result already read): its output, then the rest. */
+static void activity_record_end(Activity *a, ActivityState s, const char *reason)
+{
+        activity_read_output(a);
+        activity_attempt_ended(a, s, reason); /* may free a */
+}
+
 /* The unit ended; unit_failed: it is still loaded in the "failed" state, kept for us. */
 static void activity_unit_ended(Activity *a, bool unit_failed)
 {
@@ -931,8 +938,7 @@ static void activity_unit_ended(Activity *a, bool unit_failed)
                 (void) unit_result_interpret(a->announced_result ?: "resources", code, status,
                                              &a->exit_code, &a->result, &s, &reason);
         }
-        activity_read_output(a);
-        activity_attempt_ended(a, s, reason); /* may free a */
+        activity_record_end(a, s, reason); /* may free a */
         /* Reset once the result is committed: a kill -9 before finds the unit still there. */
         if (reset && store_after_commit(e->store, on_resets_committed, e) < 0)
                 strv_free(TAKE_PTR(e->resets));
@@ -960,9 +966,10 @@ static int on_result_file(sd_event_source *s, const struct inotify_event *ev, vo
                 return 0;
         a = &run->activities[index];
         if (a->attempt != attempt || !activity_state_is_active(a->state) ||
+            result_is_verdict(a->announced_result) ||
             activity_read_result(a, &state, &reason) < 0 || state != ACTIVITY_SUCCEEDED)
                 return 0;
-        activity_unit_ended(a, false);
+        activity_record_end(a, state, reason);
         return 0;
 }
 
