@@ -18,6 +18,27 @@ void fire_result_done(FireResult *r)
         *r = (FireResult){};
 }
 
+/* The run ids of an answer (a replayed fire keeps no other record of them). */
+static int fire_result_ids_from_response(FireResult *ret)
+{
+        json_object *runs = NULL;
+        size_t n;
+
+        if (!json_object_object_get_ex(ret->response, "runs", &runs) ||
+            !json_object_is_type(runs, json_type_array))
+                return 0;
+        n = json_object_array_length(runs);
+        ret->run_ids = new0(int64_t, MAX(n, (size_t) 1));
+        if (!ret->run_ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *id = NULL;
+                if (json_object_object_get_ex(json_object_array_get_idx(runs, i), "id", &id))
+                        ret->run_ids[ret->n_runs++] = json_object_get_int64(id);
+        }
+        return 0;
+}
+
 /* Expands the string leaves of a target's input template against ctx. */
 static int expand_input(json_object *tmpl, json_object *ctx, json_object **ret)
 {
@@ -135,7 +156,7 @@ int trigger_fire(Manager *m, const Trigger *t, const FireRequest *req, FireResul
                 if (r > 0) {
                         ret->response = prev;
                         ret->replayed = true;
-                        return 0;
+                        return fire_result_ids_from_response(ret);
                 }
         }
 

@@ -15,7 +15,7 @@ typedef struct FireRequest {
 } FireRequest;
 
 typedef struct FireResult {
-        int64_t *run_ids;
+        int64_t *run_ids; /* a replayed fire's too, from its first answer */
         size_t n_runs;
         uint64_t fired_usec;
         json_object *response; /* the answer's body: fired, firedAt, trigger, runs[] */

@@ -26,28 +26,6 @@ bool topic_name_valid(const char *topic)
         return true;
 }
 
-/* The ids of a fire's runs, from its answer (a replayed fire has no other record of them). */
-static int collect_runs(TopicResult *ret, json_object *response)
-{
-        json_object *runs = NULL;
-        size_t n;
-
-        if (!json_object_object_get_ex(response, "runs", &runs) ||
-            !json_object_is_type(runs, json_type_array))
-                return 0;
-        n = json_object_array_length(runs);
-        int64_t *ids = realloc(ret->run_ids, (ret->n_runs + n) * sizeof(int64_t) + 1);
-        if (!ids)
-                return -ENOMEM;
-        ret->run_ids = ids;
-        for (size_t i = 0; i < n; i++) {
-                json_object *id = NULL;
-                if (json_object_object_get_ex(json_object_array_get_idx(runs, i), "id", &id))
-                        ret->run_ids[ret->n_runs++] = json_object_get_int64(id);
-        }
-        return 0;
-}
-
 int topic_fire_local(Manager *m, const char *topic, json_object *body, const char *idempotency_key,
                   TopicResult *ret, char **ret_error)
 {
@@ -119,9 +97,14 @@ int topic_fire_local(Manager *m, const char *topic, json_object *body, const cha
                 json_object_object_add(d, "fired", json_object_new_boolean(true));
                 if (fr.replayed)
                         json_object_object_add(d, "replayed", json_object_new_boolean(true));
-                r = collect_runs(ret, fr.response);
-                if (r < 0)
-                        return r;
+                int64_t *ids = realloc(ret->run_ids,
+                                       MAX(ret->n_runs + fr.n_runs, (size_t) 1) * sizeof(int64_t));
+                if (!ids)
+                        return -ENOMEM;
+                ret->run_ids = ids;
+                if (fr.n_runs > 0)
+                        memcpy(ids + ret->n_runs, fr.run_ids, fr.n_runs * sizeof(int64_t));
+                ret->n_runs += fr.n_runs;
                 ret->n_fired++;
         }
 
