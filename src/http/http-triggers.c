@@ -318,6 +318,13 @@ typedef struct RedisPublish {
         char *topic, *stream;
 } RedisPublish;
 
+static void redis_publish_free(RedisPublish *p)
+{
+        free(p->topic);
+        free(p->stream);
+        free(p);
+}
+
 static void on_redis_publish_abort(HttpRequest *req, void *userdata)
 {
         RedisPublish *p = userdata;
@@ -345,9 +352,7 @@ static void on_redis_published(int error, const char *id, const char *msg, void 
                 json_object_object_add(o, "deliveries", json_object_new_array());
                 (void) http_request_reply_json(p->req, 202, o);
         }
-        free(p->topic);
-        free(p->stream);
-        free(p);
+        redis_publish_free(p);
 }
 
 /* With topics.redis: 202 once the message is in the topic's stream. */
@@ -361,18 +366,14 @@ static int publish_to_redis(Manager *m, HttpRequest *req, const char *topic, jso
         *p = (RedisPublish){ .req = req, .topic = strdup(topic),
                              .stream = topic_redis_stream(m->topic_redis, topic) };
         if (!p->topic || !p->stream) {
-                free(p->topic);
-                free(p->stream);
-                free(p);
+                redis_publish_free(p);
                 return -ENOMEM;
         }
         r = topic_redis_publish(m->topic_redis, topic,
                                 json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
                                 on_redis_published, p);
         if (r < 0) {
-                free(p->topic);
-                free(p->stream);
-                free(p);
+                redis_publish_free(p);
                 return http_request_reply_error(req, 503, NULL, "Redis cannot be reached: %s",
                                                 strerror(-r));
         }
