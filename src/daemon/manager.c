@@ -55,6 +55,7 @@ Manager *manager_free(Manager *m)
         store_free(m->store);
         /* After the store: its last commit acknowledges the messages it ran. */
         topic_redis_free(m->topic_redis);
+        free(m->topics_redis_applied);
         sd_event_source_disable_unref(m->status_source);
         sd_event_source_disable_unref(m->changed_source);
         outbox_free(m->outbox); /* after the store: a last commit may still call it */
@@ -181,6 +182,52 @@ static int manager_load_config(Manager *m)
         return 0;
 }
 
+/* topics.redis as it is applied: a reload that changes it connects again. */
+static char *topics_redis_settings(const Config *c)
+{
+        char *s = NULL;
+
+        if (!c->redis_address || !*c->redis_address)
+                return strdup("");
+        if (asprintf(&s, "%s\n%s\n%s\n%s\n%" PRIu64, c->redis_address, strempty(c->redis_group),
+                     strempty(c->redis_consumer), strempty(c->redis_prefix),
+                     c->redis_claim_idle_sec) < 0)
+                return NULL;
+        return s;
+}
+
+/* Topics are shared through Redis when topics.redis.address is set, and stay on this host
+ * otherwise. When a reload changes topics.redis, the connection is replaced: what the old one
+ * took and had not acknowledged stays pending in its group and comes again there (no run is
+ * repeated: the stream id is each run's idempotency key). */
+static void manager_setup_topics(Manager *m)
+{
+        _cleanup_free_ char *want = topics_redis_settings(&m->config);
+        int r;
+
+        if (!want) {
+                log_oom();
+                return;
+        }
+        if (streq_ptr(want, m->topics_redis_applied)) {
+                if (m->topic_redis)
+                        topic_redis_sync(m->topic_redis);
+                return;
+        }
+        if (m->topics_redis_applied) /* a reload */
+                log_info("topics.redis %s.",
+                         !*m->topics_redis_applied ? "set: topics are shared through Redis now"
+                         : *want                   ? "changed: connecting again"
+                                                   : "removed: topics stay on this host now");
+        m->topic_redis = topic_redis_free(m->topic_redis);
+        free_and_replace(m->topics_redis_applied, want);
+        if (!m->engine || !*m->topics_redis_applied)
+                return;
+        r = topic_redis_new(m, &m->topic_redis);
+        if (r < 0)
+                log_warning_errno(r, "Topics stay on this host, not shared through Redis: %m");
+}
+
 int manager_reload(Manager *m)
 {
         int r;
@@ -197,8 +244,7 @@ int manager_reload(Manager *m)
         m->n_reloads++;
         (void) trigger_cron_reconcile(m);
         trigger_flow_output_watch(m);
-        if (m->topic_redis)
-                topic_redis_sync(m->topic_redis);
+        manager_setup_topics(m);
         manager_send_status(m);
         bus_manager_emit_changed(m);
         return 0;
@@ -472,11 +518,7 @@ int manager_startup(Manager *m)
         }
         (void) trigger_cron_startup(m);
         (void) trigger_flow_output_catch_up(m);
-        if (m->engine && m->config.redis_address && *m->config.redis_address) {
-                r = topic_redis_new(m, &m->topic_redis);
-                if (r < 0)
-                        log_warning_errno(r, "Topics stay on this host, not shared through Redis: %m");
-        }
+        manager_setup_topics(m);
         (void) resource_watch_setup(m);
         (void) manager_idle_setup(m);
 

@@ -33,6 +33,7 @@ typedef struct Manager {
         uint64_t status_sent_usec;      /* CLOCK_MONOTONIC */
         sd_event_source *changed_source; /* the manager's PropertiesChanged, once a turn */
         struct TopicRedis *topic_redis; /* topics shared through Redis; NULL: embedded topics */
+        char *topics_redis_applied;     /* the topics.redis settings it was made with */
 } Manager;
 
 int manager_new(const char *config_path, Manager **ret);

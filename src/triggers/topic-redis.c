@@ -41,6 +41,7 @@ struct TopicRedis {
         char **caught_up;    /* those whose entries pending for this consumer were read again */
         bool reading;        /* an XREADGROUP is on its way */
         bool freeing;
+        uint64_t generation; /* which connection this is; a reload may replace it */
 };
 
 static void conn_connect(RedisConn *c);
@@ -199,18 +200,23 @@ static void conn_connect(RedisConn *c)
 /* ---- messages ------------------------------------------------------------------------------- */
 
 typedef struct Ack {
-        TopicRedis *t;
+        Manager *m;
+        uint64_t generation;
         char *stream, *id;
 } Ack;
 
 static void on_ack_committed(Store *s, int error, void *userdata)
 {
         Ack *a = userdata;
+        TopicRedis *t = a->m->topic_redis;
 
-        /* Not committed: not acknowledged, so it comes again (and replays, if it got that far). */
-        if (error >= 0 && !a->t->freeing && a->t->cmd.connected)
-                (void) redisAsyncCommand(a->t->cmd.ac, NULL, NULL, "XACK %s %s %s", a->stream,
-                                         a->t->group, a->id);
+        /* Not committed: not acknowledged, so it comes again (and replays, if it got that far).
+         * Taken by a connection a reload has replaced since: left pending where it was taken,
+         * for that group to read or claim again. */
+        if (error >= 0 && t && t->generation == a->generation && !t->freeing &&
+            t->cmd.connected)
+                (void) redisAsyncCommand(t->cmd.ac, NULL, NULL, "XACK %s %s %s", a->stream,
+                                         t->group, a->id);
         free(a->stream);
         free(a->id);
         free(a);
@@ -262,7 +268,10 @@ static int take_entry(TopicRedis *t, const char *stream, const redisReply *entry
         a = new0(Ack, 1);
         if (!a)
                 return -ENOMEM;
-        *a = (Ack){ .t = t, .stream = strdup(stream), .id = strdup(id) };
+        *a = (Ack){ .m = t->m,
+                    .generation = t->generation,
+                    .stream = strdup(stream),
+                    .id = strdup(id) };
         if (!a->stream || !a->id || store_on_commit(t->m->store, on_ack_committed, a) < 0) {
                 free(a->stream);
                 free(a->id);
@@ -534,6 +543,7 @@ int topic_redis_publish(TopicRedis *t, const char *topic, const char *json,
 
 int topic_redis_new(Manager *m, TopicRedis **ret)
 {
+        static uint64_t generations;
         _cleanup_(topic_redis_freep) TopicRedis *t = NULL;
         const char *a = m->config.redis_address;
         char host[256];
@@ -543,6 +553,7 @@ int topic_redis_new(Manager *m, TopicRedis **ret)
         if (!t)
                 return -ENOMEM;
         t->m = m;
+        t->generation = ++generations;
         t->cmd = (RedisConn){ .owner = t, .role = "commands" };
         t->rd = (RedisConn){ .owner = t, .role = "reads" };
         if (startswith(a, "unix:"))

@@ -2,7 +2,8 @@
 # Topics shared through Redis Streams (topics.redis): a message published here or by another
 # host is taken once by the consumer group and runs the triggers subscribed to its topic; what
 # is published while the daemon is down, taken by a consumer that died, or taken before a
-# restart and not acknowledged, still runs, once each.
+# restart and not acknowledged, still runs, once each. A reload that changes topics.redis
+# connects again with the new settings; one that removes it keeps topics on this host.
 source "$(dirname "$0")/testbed.sh"
 command -v redis-server >/dev/null || tb_skip "redis-server is not installed"
 tb_start
@@ -115,4 +116,58 @@ other-host
 own
 rest
 while-down"
+
+# A reload with another group and stream prefix: the new group is made on the new stream and its
+# messages run.
+cursor=$(tb_journal_cursor)
+fleet_config() {
+        tb_write /etc/arkevent/arkevent.yaml <<'YAML'
+topics:
+  redis:
+    address: 127.0.0.1:6390
+    group: fleet
+    streamPrefix: "fleet:"
+    consumer: host-a
+    claimIdleSeconds: 1
+YAML
+}
+fleet_config
+tb_run systemctl reload arkevent.service
+tb_wait_journal 20 "$cursor" "topics.redis changed: connecting again"
+tb_wait 30 sh -c "redis-cli -p 6390 XINFO GROUPS fleet:orders | grep -qx fleet"
+R XADD fleet:orders '*' message '{"item": "fleet"}' >/dev/null
+wait_outputs "back
+bus
+fleet
+ghost
+other-host
+own
+rest
+while-down"
+
+# A reload without topics.redis: messages are published and run on this host alone.
+cursor=$(tb_journal_cursor)
+tb_write /etc/arkevent/arkevent.yaml </dev/null
+tb_run systemctl reload arkevent.service
+tb_wait_journal 20 "$cursor" "topics.redis removed: topics stay on this host now"
+out=$(tb_api POST /api/v1/topics/orders/messages -d '{"item": "local"}')
+assert_eq "$(json 'd.get("stream")' <<<"$out")" None "no stream: published on this host"
+assert_eq "$(json 'len(d["deliveries"][0]["runs"])' <<<"$out")" 1 "a run here"
+# Appended to the stream meanwhile: waits in the group until topics.redis is back.
+R XADD fleet:orders '*' message '{"item": "while-off"}' >/dev/null
+cursor=$(tb_journal_cursor)
+fleet_config
+tb_run systemctl reload arkevent.service
+tb_wait_journal 20 "$cursor" "topics.redis set: topics are shared through Redis now"
+wait_outputs "back
+bus
+fleet
+ghost
+local
+other-host
+own
+rest
+while-down
+while-off"
+tb_wait_sh 10 "[ \$(redis-cli -p 6390 XPENDING fleet:orders fleet | head -n1) = 0 ]"
 log "ok"
