@@ -1292,8 +1292,13 @@ static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths
                 .capture = activity_path(a, ".stdout"),
                 .result = attempt_result_path(a),
         };
-        if (!paths->output || !paths->capture || !paths->result ||
-            asprintf(&paths->input, "%s/meta/input.json", run->dir) < 0)
+        /* A step that runs as another user reads its own copy of the input (see
+         * prepare_user_step()). */
+        if (a->step->user)
+                paths->input = activity_path(a, ".input.json");
+        else if (asprintf(&paths->input, "%s/meta/input.json", run->dir) < 0)
+                paths->input = NULL;
+        if (!paths->output || !paths->capture || !paths->result || !paths->input)
                 return -ENOMEM;
         *ret = (UnitSpec){
                 .unit = a->unit,
@@ -1333,6 +1338,47 @@ int engine_describe_unit(Activity *a, json_object **ret)
         return unit_start_describe(a->run->engine->bus, &spec, ret);
 }
 
+/* A step with user: runs as that user, who must reach its files: the run's directories are
+ * made traversable (not listable) for this run alone, the workspace is given to the first such
+ * user while it is still root's (root steps keep their access), and the step gets its own
+ * input copy and output files, owned by it and private to it. Other runs stay root's alone. */
+static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, char **ret_reason)
+{
+        _cleanup_free_ char *runs = NULL, *meta = NULL, *input = NULL, *data = NULL;
+        struct passwd pwbuf, *pw = NULL;
+        char buf[4096];
+        struct stat st;
+        size_t size;
+        int r;
+
+        r = getpwnam_r(user, &pwbuf, buf, sizeof(buf), &pw);
+        if (r != 0 || !pw) {
+                (void) asprintf(ret_reason, "user '%s' does not exist on this host", user);
+                return r > 0 ? -r : -ESRCH;
+        }
+        if (asprintf(&runs, "%s/runs", run->engine->state_dir) < 0 ||
+            asprintf(&meta, "%s/meta", run->dir) < 0 ||
+            asprintf(&input, "%s/meta/input.json", run->dir) < 0)
+                return -ENOMEM;
+        if (chmod(run->engine->state_dir, 0711) < 0 || chmod(runs, 0711) < 0 ||
+            chmod(run->dir, 0711) < 0 || chmod(meta, 0711) < 0)
+                return -errno;
+        if (stat(run->workspace, &st) < 0)
+                return -errno;
+        if (st.st_uid == 0 && pw->pw_uid != 0 &&
+            chown(run->workspace, pw->pw_uid, pw->pw_gid) < 0)
+                return -errno;
+        r = read_file_capped(input, SIZE_MAX, &data, &size);
+        if (r < 0)
+                return r;
+        r = write_private_file(paths->input, data, size, pw->pw_uid, pw->pw_gid);
+        if (r >= 0)
+                r = prepare_output_file(paths->output, pw->pw_uid, pw->pw_gid);
+        if (r >= 0)
+                r = prepare_output_file(paths->capture, pw->pw_uid, pw->pw_gid);
+        return r;
+}
+
 static int activity_start_unit(Activity *a)
 {
         Run *run = a->run;
@@ -1362,12 +1408,23 @@ static int activity_start_unit(Activity *a)
 
         /* Fresh output files for this attempt, owned by whoever the step runs as. */
         (void) unlink(paths.result);
-        r = prepare_output_file(paths.output, a->step->user);
-        if (r >= 0)
-                r = prepare_output_file(paths.capture, a->step->user);
-        if (r < 0) {
-                activity_attempt_ended(a, ACTIVITY_FAILED, "cannot prepare the output files");
-                return r;
+        if (a->step->user) {
+                _cleanup_free_ char *reason = NULL;
+                r = prepare_user_step(run, a->step->user, &paths, &reason);
+                if (r < 0) {
+                        activity_attempt_ended(a, ACTIVITY_FAILED,
+                                               reason ?: "cannot prepare the step's files");
+                        return r;
+                }
+        } else {
+                r = prepare_output_file(paths.output, -1, -1);
+                if (r >= 0)
+                        r = prepare_output_file(paths.capture, -1, -1);
+                if (r < 0) {
+                        activity_attempt_ended(a, ACTIVITY_FAILED,
+                                               "cannot prepare the output files");
+                        return r;
+                }
         }
 
         r = unit_start_message(e->bus, &spec, &m);
@@ -1573,11 +1630,12 @@ static int write_input_file(const char *path, const char *text)
 
         if (asprintf(&tmp, "%s.tmp", path) < 0)
                 return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        /* Readable by steps that run as another user, whatever the daemon's umask. */
-        if (fchmod(fd, 0644) < 0)
+        /* Root's alone, whatever the daemon's umask: a step that runs as another user gets a
+         * copy of its own (prepare_user_step()). */
+        if (fchmod(fd, 0600) < 0)
                 return -errno;
         while (n > 0) {
                 ssize_t w = write(fd, text, n);

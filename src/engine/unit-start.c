@@ -37,15 +37,33 @@ char *env_name_from(const char *prefix, const char *name)
         return r;
 }
 
-int prepare_output_file(const char *path, const char *user)
+int prepare_output_file(const char *path, uid_t uid, gid_t gid)
 {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        return write_private_file(path, "", 0, uid, gid);
+}
+
+/* PATH with DATA, mode 0600, owned by UID:GID unless those are -1; an existing file is
+ * replaced, never followed. */
+int write_private_file(const char *path, const char *data, size_t size, uid_t uid, gid_t gid)
+{
+        _cleanup_close_ int fd = -EBADF;
+
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        if (user) {
-                struct passwd *pw = getpwnam(user);
-                if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+        if (uid != (uid_t) -1 && fchown(fd, uid, gid) < 0)
+                return -errno;
+        while (size > 0) {
+                ssize_t w = write(fd, data, size);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
                         return -errno;
+                }
+                data += w;
+                size -= (size_t) w;
         }
         return 0;
 }

@@ -51,7 +51,8 @@ int unit_result_interpret(const char *result, const char *code, const char *stat
                           char **ret_reason);
 
 /* Creates (truncates) a file the step writes, owned by user (NULL: root). */
-int prepare_output_file(const char *path, const char *user);
+int prepare_output_file(const char *path, uid_t uid, gid_t gid);
+int write_private_file(const char *path, const char *data, size_t size, uid_t uid, gid_t gid);
 
 /* "build-id" -> "BUILD_ID": a valid environment variable name. */
 char *env_name_from(const char *prefix, const char *name);

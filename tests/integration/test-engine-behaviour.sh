@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Failure and skip propagation, if:, retries, activity and flow timeouts, cancel, MemoryMax,
-# CPUQuota on the unit, and shell metacharacters in the input. The runs go in parallel.
+# CPUQuota on the unit, shell metacharacters in the input, and steps run as another user (User=).
+# The runs go in parallel.
 source "$(dirname "$0")/testbed.sh"
 tb_start
 tb_write /etc/arkevent.d/flows.yaml <<'YAML'
@@ -71,6 +72,27 @@ spec:
     - name: echo
       inputs: {x: "{{ .pipeline.input.x }}"}
       run: printf '%s' "$INPUT_X" > "$ARKEVENT_OUTPUT"; ls
+---
+kind: ArkFlow
+metadata: {name: as-user}
+spec:
+  steps:
+    - {name: root-first, run: "echo by-root > shared"}
+    - name: nobody
+      dependsOn: [root-first]
+      user: nobody
+      run: |
+        id -un; cat shared; echo mine > mine
+        cat "$ARKEVENT_INPUT"; printf 'out-%s' "$(id -un)" > "$ARKEVENT_OUTPUT"
+    - name: stdout-only
+      dependsOn: [nobody]
+      user: nobody
+      run: echo "$(id -un) $(cat mine)"
+    - {name: root-after, dependsOn: [stdout-only], run: "stat -c %U mine; cat mine"}
+    - name: nobody-else
+      user: no-such-user-here
+      dependsOn: [root-after]
+      run: "true"
 YAML
 tb_start_arkevent
 
@@ -87,6 +109,7 @@ r_cancel=$(start '{"flow": "cancel-me"}')
 r_hog=$(start '{"flow": "hog"}')
 r_quota=$(start '{"flow": "quota"}')
 r_echo=$(start "$weird_json")
+r_user=$(start '{"flow": "as-user", "input": {"k": "v"}}')
 
 # CPUQuota= on the running unit.
 tb_wait 20 systemctl is-active "arkevent-$r_quota-0-1.service"
@@ -149,6 +172,24 @@ out=$(get "$r_echo" | json 'd["activities"][0]["output"]')
 assert_eq "$out" "$weird" "payload with shell metacharacters"
 ws=$(tb_run ls "/var/lib/arkevent/runs/$r_echo/workspace")
 assert_not_contains "$ws" pwned "workspace"
+# As another user (User=): the step reaches its workspace (given to it, root's files
+# still readable), its own input copy and its output; root steps still see what it left; an
+# unknown user fails its step with a clear reason.
+assert_eq "$(tb_wait_run "$r_user")" Failed "as-user run"
+acts=$(get "$r_user")
+assert_eq "$(json '[(a["name"], a["state"]) for a in d["activities"]]' <<<"$acts")" \
+        "[('root-first', 'Succeeded'), ('nobody', 'Succeeded'), ('stdout-only', 'Succeeded'), ('root-after', 'Succeeded'), ('nobody-else', 'Failed')]" "states"
+assert_eq "$(json 'd["activities"][1]["output"]' <<<"$acts")" "out-nobody" "output file written as nobody"
+assert_eq "$(json 'd["activities"][2]["output"]' <<<"$acts")" "nobody mine" "standard output captured as nobody"
+assert_eq "$(json 'd["activities"][3]["output"]' <<<"$acts")" "nobody
+mine" "root step sees the file nobody made"
+assert_contains "$(json 'd["activities"][4]["reason"]' <<<"$acts")" "user 'no-such-user-here' does not exist" "unknown user"
+assert_contains "$(tb_journal -u "arkevent-$r_user-1-1.service" -o cat)" 'by-root' "nobody read root's file"
+assert_contains "$(tb_journal -u "arkevent-$r_user-1-1.service" -o cat)" '{"k":"v"}' "nobody read its input"
+assert_eq "$(tb_run stat -c %a /var/lib/arkevent/runs/$r_echo)" 700 "a run without user steps stays root's alone"
+assert_eq "$(tb_run stat -c %a "/var/lib/arkevent/runs/$r_user/meta/input.json")" 600 "input.json is root's"
+assert_eq "$(tb_run stat -c %U:%a "/var/lib/arkevent/runs/$r_user/meta/1.input.json")" nobody:600 "the user's own input copy"
+
 # Cancelled the moment it starts, whatever point of its start the cancel meets (before the unit
 # exists, before the step's command does): each run still ends Cancelled, promptly.
 for i in 1 2 3 4 5 6 7 8; do
