@@ -1626,7 +1626,7 @@ static int write_input_file(const char *path, const char *text)
 {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t n = strlen(text);
+        int r;
 
         if (asprintf(&tmp, "%s.tmp", path) < 0)
                 return -ENOMEM;
@@ -1637,16 +1637,9 @@ static int write_input_file(const char *path, const char *text)
          * copy of its own (prepare_user_step()). */
         if (fchmod(fd, 0600) < 0)
                 return -errno;
-        while (n > 0) {
-                ssize_t w = write(fd, text, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                text += w;
-                n -= (size_t) w;
-        }
+        r = loop_write(fd, text, strlen(text));
+        if (r < 0)
+                return r;
         if (rename(tmp, path) < 0)
                 return -errno;
         return 0;

@@ -14,6 +14,7 @@
 #include "shared/log.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"
+#include "shared/fileio.h"
 #include "unit-start.h"
 
 StepSandbox step_sandbox_from_string(const char *s)
@@ -55,17 +56,7 @@ int write_private_file(const char *path, const char *data, size_t size, uid_t ui
                 return -errno;
         if (uid != (uid_t) -1 && fchown(fd, uid, gid) < 0)
                 return -errno;
-        while (size > 0) {
-                ssize_t w = write(fd, data, size);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += w;
-                size -= (size_t) w;
-        }
-        return 0;
+        return loop_write(fd, data, size);
 }
 
 static int append_prop_s(sd_bus_message *m, const char *name, const char *v)

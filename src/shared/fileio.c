@@ -49,41 +49,40 @@ int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size)
         return 0;
 }
 
+int loop_write(int fd, const void *data, size_t n)
+{
+        const char *p = data;
+
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
 int write_file_atomic(const char *path, const char *text, mode_t mode)
 {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t n = strlen(text);
-        const char *p = text;
+        int r;
 
         if (asprintf(&tmp, "%s.tmp.%i", path, (int) getpid()) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
         if (fd < 0)
                 return -errno;
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        int r = -errno;
-                        (void) unlink(tmp);
-                        return r;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
-                int r = -errno;
+        r = loop_write(fd, text, strlen(text));
+        if (r >= 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0))
+                r = -errno;
+        if (r < 0)
                 (void) unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                int r = -errno;
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
+        return r;
 }
 
 int mkdir_p(const char *path, mode_t mode)

@@ -5,6 +5,9 @@
 
 #include "macro.h"
 
+/* Writes all n bytes of data to fd, retrying on EINTR and short writes. */
+int loop_write(int fd, const void *data, size_t n);
+
 /* Reads at most max bytes of path into a NUL-terminated buffer. */
 int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size);
 

@@ -31,22 +31,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shared/fileio.h"
+
 extern char **environ;
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-        while (n > 0) {
-                ssize_t k = write(fd, buf, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
 
 static int write_result(const char *path, const char *result, const char *code,
                         const char *status)
@@ -66,7 +54,7 @@ static int write_result(const char *path, const char *result, const char *code,
         /* No fsync(): the file stands in for a dead daemon, not a dead machine. After a crash
          * of the machine the unit is gone as well, and a missing or empty result reads as an
          * attempt that ended without one. */
-        if (write_all(fd, buf, (size_t) n) < 0) {
+        if (loop_write(fd, buf, (size_t) n) < 0) {
                 close(fd);
                 return 1;
         }
@@ -161,12 +149,12 @@ static int do_run(const char *capture, unsigned long long max, const char *resul
                         continue;
                 if (n <= 0)
                         break;
-                (void) write_all(STDOUT_FILENO, buf, (size_t) n);
+                (void) loop_write(STDOUT_FILENO, buf, (size_t) n);
                 if (captured < max) {
                         size_t k = (size_t) ((unsigned long long) n < max - captured
                                                      ? (unsigned long long) n
                                                      : max - captured);
-                        if (write_all(cfd, buf, k) >= 0)
+                        if (loop_write(cfd, buf, k) >= 0)
                                 captured += k;
                 }
         }
