@@ -113,9 +113,16 @@ static int route_healthz(Manager *m, HttpRequest *req, char **captures)
         return http_request_reply_json(req, 200, o);
 }
 
+static int route_openapi(Manager *m, HttpRequest *req, char **captures)
+{
+        return http_request_reply(req, 200, "application/json", http_openapi_json,
+                                  http_openapi_json_size, NULL);
+}
+
 static const Route routes[] = {
         { "GET", "/healthz", route_healthz },
         { "GET", "/metrics", route_metrics },
+        { "GET", "/openapi.json", route_openapi },
         { "POST", "/api/v1/runs", route_runs_create },
         { "GET", "/api/v1/runs", route_runs_list },
         { "GET", "/api/v1/runs/{}", route_runs_get },
@@ -126,9 +133,7 @@ static const Route routes[] = {
         { "GET", "/api/v1/triggers/{}/{}", route_triggers_get },
         { "POST", "/api/v1/topics/{}/messages", route_topic_publish },
         { "POST", "/api/v1/pipelines", route_pipelines_create },
-        { "POST", "/api/v1/pipelines/", route_pipelines_create },
         { "GET", "/api/v1/pipelines", route_pipelines_list },
-        { "GET", "/api/v1/pipelines/", route_pipelines_list },
         { "GET", "/api/v1/pipelines/{}", route_pipelines_get },
         { "PUT", "/api/v1/pipelines/{}", route_pipelines_update },
         { "DELETE", "/api/v1/pipelines/{}", route_pipelines_delete },
@@ -144,6 +149,15 @@ static const Route routes[] = {
         { "GET", "/api/v1/runs/{}/events", route_runs_events },
         { "GET", "/api/v1/runs/{}/deliveries", route_runs_deliveries },
 };
+
+bool http_api_route(size_t i, const char **ret_method, const char **ret_pattern)
+{
+        if (i >= ELEMENTSOF(routes))
+                return false;
+        *ret_method = routes[i].method;
+        *ret_pattern = routes[i].pattern;
+        return true;
+}
 
 #define MAX_CAPTURES 4
 

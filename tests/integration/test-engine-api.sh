@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The runs API and what surrounds it: GET /api/v1/runs with filters and paging, logs with
 # ?follow=1 streaming, per-flow concurrency, 429 on a full queue, the daemon's structured run
-# start/end entries and access log, and retention (count and days) removing runs and workspaces.
+# start/end entries and access log, retention (count and days) removing runs and workspaces, and
+# the OpenAPI document (GET /openapi.json and its installed copy).
 source "$(dirname "$0")/testbed.sh"
 tb_start
 tb_write /etc/arkevent/arkevent.yaml <<'YAML'
@@ -38,6 +39,21 @@ YAML
 tb_start_arkevent
 code() { tb_curl -o /dev/null -w '%{http_code}' "$@"; }
 start() { tb_api POST /api/v1/runs -d "{\"flow\": \"$1\"}" | json 'd["id"]'; }
+
+# The OpenAPI document: no token needed (a wrong one does not matter), JSON, this version, and
+# the same bytes as the installed copy.
+assert_eq "$(tb_curl -o /dev/null -w '%{http_code} %{content_type}' http://127.0.0.1:8092/openapi.json)" \
+        "200 application/json" "GET /openapi.json without a token"
+assert_eq "$(code -H 'Authorization: Bearer wrong' http://127.0.0.1:8092/openapi.json)" 200 \
+        "GET /openapi.json with a wrong token"
+spec=$(tb_curl http://127.0.0.1:8092/openapi.json)
+assert_eq "$(echo "$spec" | json 'd["openapi"]')" 3.0.3 "openapi"
+assert_eq "$(echo "$spec" | json 'd["info"]["version"]')" "$TB_VERSION" "info.version"
+assert_eq "$(echo "$spec" | json 'sorted(d["paths"]["/triggers/{namespace}/{name}/fire"])')" \
+        "['parameters', 'post']" "the fire path"
+assert_eq "$(echo "$spec" | json 'd["paths"]["/healthz"]["get"]["security"]')" "[]" "/healthz needs no token"
+tb_sh 'curl -sS http://127.0.0.1:8092/openapi.json | cmp - /usr/share/arkevent/openapi.json' ||
+        fail "GET /openapi.json differs from the installed /usr/share/arkevent/openapi.json"
 
 # Listing: filters and paging.
 q1=$(start quick); q2=$(start quick); b1=$(start bad)
