@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* bench-units: the transient-unit floor beside arkevent's one-activity runs.
  *
- *   bench-units floor    SERIAL PIPELINED WINDOW
- *   bench-units floor_sandbox SERIAL PIPELINED WINDOW
+ *   bench-units floor[_sandbox][_private] SERIAL PIPELINED WINDOW
  *   bench-units arkevent SERIAL PIPELINED WINDOW FLOW
  *
  * floor: starts trivial transient units (/bin/true) directly with StartTransientUnit and waits
  * for each to end (PropertiesChanged to inactive), the same way arkevent watches its units.
+ * floor_private, floor_sandbox_private: the same, on systemd's private socket
+ * (/run/systemd/private, as systemctl uses it as root, and arkevent does) instead of the bus.
  * floor_sandbox: the same units with the properties of arkevent's default step sandbox
  * (engine.stepSandbox: default), PrivateTmp=, NoNewPrivileges=, RestrictSUIDSGID= (or the
  * boolean properties named in $BENCH_FLOOR_PROPS, comma-separated): the like-for-like floor.
@@ -15,6 +16,7 @@
  * "key=value" lines. Runs against the system bus it finds (the test bed's). */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@ static unsigned n_items, n_done;
 static const char *mode;
 static char prefix[64];
 static char **sandbox_props; /* boolean properties set to true in floor_sandbox mode */
+static bool direct;          /* floor_*_private: on systemd's private socket, not the bus */
 
 static Item *find_item(uint64_t key)
 {
@@ -198,10 +201,10 @@ int main(int argc, char *argv[])
 
         if (argc < 5 ||
             (strcmp(argv[1], "floor") != 0 && strcmp(argv[1], "floor_sandbox") != 0 &&
-             strcmp(argv[1], "arkevent") != 0) ||
+             strcmp(argv[1], "floor_private") != 0 &&
+             strcmp(argv[1], "floor_sandbox_private") != 0 && strcmp(argv[1], "arkevent") != 0) ||
             (strcmp(argv[1], "arkevent") == 0 && argc < 6)) {
-                fprintf(stderr, "Usage: bench-units floor SERIAL PIPELINED WINDOW\n"
-                                "       bench-units floor_sandbox SERIAL PIPELINED WINDOW\n"
+                fprintf(stderr, "Usage: bench-units floor[_sandbox][_private] SERIAL PIPELINED WINDOW\n"
                                 "       bench-units arkevent SERIAL PIPELINED WINDOW FLOW\n");
                 return 2;
         }
@@ -211,7 +214,8 @@ int main(int argc, char *argv[])
         window = (unsigned) atoi(argv[4]);
         if (argc > 5 && strcmp(mode, "arkevent") == 0)
                 flow = argv[5];
-        if (strcmp(mode, "floor_sandbox") == 0) {
+        direct = strstr(mode, "_private") != NULL;
+        if (strncmp(mode, "floor_sandbox", 13) == 0) {
                 static char *props[32];
                 static char list[1024];
                 unsigned n = 0;
@@ -227,7 +231,15 @@ int main(int argc, char *argv[])
                 return 2;
         snprintf(prefix, sizeof(prefix), "bench-floor-%x-", (unsigned) (now_us() & 0xffffff));
 
-        r = sd_bus_open_system(&bus);
+        if (direct) {
+                /* systemd's private socket, as systemctl uses it as root (and arkevent does). */
+                r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, "unix:path=/run/systemd/private");
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+        } else
+                r = sd_bus_open_system(&bus);
         if (r < 0) {
                 fprintf(stderr, "bus: %s\n", strerror(-r));
                 return 1;
@@ -237,11 +249,16 @@ int main(int argc, char *argv[])
                                         "/dev/arkonis/ArkEvent1", "dev.arkonis.ArkEvent1.Manager",
                                         "RunFinished", on_run_finished, NULL);
         } else {
+                /* On the private socket the peer is systemd, and its messages have no sender. */
                 r = sd_bus_add_match(bus, NULL,
-                                     "type='signal',sender='org.freedesktop.systemd1',"
-                                     "interface='org.freedesktop.DBus.Properties',"
-                                     "member='PropertiesChanged',"
-                                     "path_namespace='/org/freedesktop/systemd1/unit'",
+                                     direct ? "type='signal',"
+                                              "interface='org.freedesktop.DBus.Properties',"
+                                              "member='PropertiesChanged',"
+                                              "path_namespace='/org/freedesktop/systemd1/unit'"
+                                            : "type='signal',sender='org.freedesktop.systemd1',"
+                                              "interface='org.freedesktop.DBus.Properties',"
+                                              "member='PropertiesChanged',"
+                                              "path_namespace='/org/freedesktop/systemd1/unit'",
                                      on_props, NULL);
                 if (r >= 0)
                         r = sd_bus_call_method(bus, "org.freedesktop.systemd1",

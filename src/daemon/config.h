@@ -34,6 +34,7 @@ typedef struct Config {
         unsigned max_units_in_flight;
         unsigned max_queued_runs;
         char *step_sandbox; /* none, default, strict */
+        bool systemd_private_socket; /* talk to systemd on /run/systemd/private, not the bus */
         uint64_t idle_exit_sec; /* 0: never */
         /* D-Bus */
         char *bus_admin_group; /* members may call the changing methods; empty: root only */

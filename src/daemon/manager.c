@@ -434,6 +434,7 @@ static int manager_setup_engine(Manager *m)
                 .sandbox = step_sandbox_from_string(m->config.step_sandbox),
                 .retention_usec = (uint64_t) m->config.retention_days * 24 * 3600 * USEC_PER_SEC,
                 .retention_max_runs = m->config.retention_max_runs,
+                .systemd_private_socket = m->config.systemd_private_socket,
         };
         EngineListener l = {
                 .run_changed = on_run_changed,

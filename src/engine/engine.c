@@ -23,7 +23,10 @@ typedef struct QueueEntry {
 
 struct Engine {
         sd_event *event;
-        sd_bus *bus;
+        sd_bus *bus;        /* where systemd is asked and heard: its private socket, or api_bus */
+        sd_bus *api_bus;    /* the system bus */
+        sd_bus *lost_bus;   /* the private socket after systemd closed it */
+        bool direct;        /* bus is systemd's private socket (a peer, not a bus daemon) */
         Store *store;
         EngineConfig config;
         char *state_dir;
@@ -53,6 +56,19 @@ struct Engine {
  * targets and other units a start touches); beyond this many, one match for every unit: the
  * match rule budget (512 per connection) does not grow with the number of units. */
 #define UNIT_MATCH_BUDGET 256u
+
+/* On systemd's private socket messages come from the peer itself, with no sender name. */
+static const char *systemd_sender(Engine *e)
+{
+        return e->direct ? NULL : "org.freedesktop.systemd1";
+}
+
+/* A reply that only says the connection it was asked on is gone: not an answer. What was asked
+ * is found out again on the connection that replaces it (engine_switch_bus()). */
+static bool reply_from_lost_bus(sd_bus_message *reply)
+{
+        return sd_bus_is_open(sd_bus_message_get_bus(reply)) <= 0;
+}
 
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
 #define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
@@ -990,6 +1006,7 @@ static void run_watch_results(Run *run)
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 static void activity_unit_state(Activity *a, const char *active);
 static const char *activity_read_properties(Activity *a, sd_bus_message *m);
+static void unit_stop(Engine *e, const char *unit);
 
 static int on_unit_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
@@ -1015,7 +1032,7 @@ static int engine_watch_all(Engine *e)
 {
         if (e->match_slot)
                 return 0;
-        return sd_bus_match_signal_async(e->bus, &e->match_slot, "org.freedesktop.systemd1",
+        return sd_bus_match_signal_async(e->bus, &e->match_slot, systemd_sender(e),
                                          NULL, "org.freedesktop.DBus.Properties",
                                          "PropertiesChanged", on_properties_changed, NULL, e);
 }
@@ -1063,7 +1080,7 @@ static int activity_watch(Activity *a)
                 return 0;
         if (e->n_unit_matches < UNIT_MATCH_BUDGET &&
             sd_bus_path_encode("/org/freedesktop/systemd1/unit", a->unit, &path) >= 0 &&
-            sd_bus_match_signal_async(e->bus, &a->watch_slot, "org.freedesktop.systemd1", path,
+            sd_bus_match_signal_async(e->bus, &a->watch_slot, systemd_sender(e), path,
                                       "org.freedesktop.DBus.Properties", "PropertiesChanged",
                                       on_unit_properties_changed, on_unit_match_installed,
                                       a) >= 0) {
@@ -1133,6 +1150,8 @@ static int on_adopt_failed(sd_bus_message *reply, void *userdata, sd_bus_error *
         Activity *a = userdata;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (reply_from_lost_bus(reply))
+                return 0;
         if (!activity_state_is_active(a->state))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
@@ -1148,6 +1167,8 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const char *state = NULL;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (reply_from_lost_bus(reply))
+                return 0;
         if (!activity_state_is_active(a->state))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
@@ -1192,6 +1213,8 @@ static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error
         int r;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (reply_from_lost_bus(reply))
+                return 0;
         if (!activity_state_is_active(a->state))
                 return 0;
 
@@ -1247,6 +1270,8 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const sd_bus_error *err = sd_bus_message_get_error(reply);
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
+        if (reply_from_lost_bus(reply))
+                return 0;
         if (a->state != ACTIVITY_STARTING)
                 return 0;
 
@@ -2169,6 +2194,77 @@ static void engine_prune_soon(Engine *e)
                 (void) sd_event_source_set_time(e->prune_source, soon);
 }
 
+/* ---- systemd's connection ---------------------------------------------------------------- */
+
+static int on_systemd_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+/* systemd's private socket, as systemctl uses it as root: no bus daemon in between (a call or
+ * a signal is one hop instead of two, and systemd need not ask the bus who the caller is), and
+ * no match rules or pending replies counted against a budget. */
+static int systemd_connect_private(Engine *e, sd_bus **ret)
+{
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *b = NULL;
+        int r;
+
+        if (geteuid() != 0)
+                return -EPERM;
+        if (access("/run/systemd/private", F_OK) < 0)
+                return -errno;
+        r = sd_bus_new(&b);
+        if (r >= 0)
+                r = sd_bus_set_address(b, "unix:path=/run/systemd/private");
+        if (r >= 0)
+                r = sd_bus_set_description(b, "systemd-private");
+        if (r >= 0)
+                r = sd_bus_start(b);
+        if (r >= 0)
+                r = sd_bus_attach_event(b, e->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_match_signal(b, NULL, "org.freedesktop.DBus.Local",
+                                        "/org/freedesktop/DBus/Local",
+                                        "org.freedesktop.DBus.Local", "Disconnected",
+                                        on_systemd_disconnected, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+/* systemd closed its private socket (re-executed, or going down): the system bus from now on,
+ * and every unit of ours still going is found out again there, as after a restart. Answers
+ * the lost connection owed are not taken as answers (reply_from_lost_bus()). */
+static int on_systemd_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+
+        log_notice("systemd closed its private socket; asking it over the system bus now.");
+        sd_bus_unref(e->lost_bus);
+        e->lost_bus = TAKE_PTR(e->bus); /* this is its callback: released with the engine */
+        e->bus = sd_bus_ref(e->api_bus);
+        e->direct = false;
+        e->match_slot = sd_bus_slot_unref(e->match_slot);
+        e->n_unit_matches = e->n_watched_by_all = 0;
+        (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
+                                        "/org/freedesktop/systemd1",
+                                        "org.freedesktop.systemd1.Manager", "Subscribe", NULL,
+                                        NULL, NULL);
+        for (size_t i = 0; i < e->n_runs; i++) {
+                Run *run = e->runs[i];
+                for (size_t k = 0; k < run->n_activities; k++) {
+                        Activity *a = &run->activities[k];
+
+                        a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+                        a->watched_by_all = false;
+                        if (a->state != ACTIVITY_RUNNING && a->state != ACTIVITY_STARTING)
+                                continue;
+                        activity_adopt(a);
+                        if (run->ending) /* the stop may have been lost with the socket */
+                                unit_stop(e, a->unit);
+                }
+        }
+        return 0;
+}
+
 /* ---- setup ------------------------------------------------------------------------------- */
 
 int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *config,
@@ -2182,7 +2278,7 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (!e)
                 return -ENOMEM;
         e->event = sd_event_ref(event);
-        e->bus = sd_bus_ref(bus);
+        e->api_bus = sd_bus_ref(bus);
         e->store = store;
         e->config = *config;
         e->state_dir = strdup(config->state_dir);
@@ -2200,8 +2296,18 @@ int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *c
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", runs);
 
+        if (config->systemd_private_socket) {
+                r = systemd_connect_private(e, &e->bus);
+                if (r < 0)
+                        log_info_errno(r, "Not on systemd's private socket, using the system bus: %m");
+                else
+                        e->direct = true;
+        }
+        if (!e->bus)
+                e->bus = sd_bus_ref(bus);
+
         /* Units are watched one by one (activity_watch()). */
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+        r = sd_bus_call_method(e->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
@@ -2232,7 +2338,12 @@ Engine *engine_free(Engine *e)
         free(e->listeners);
         sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);
-        sd_bus_unref(e->bus);
+        if (e->direct)
+                sd_bus_flush_close_unref(e->bus);
+        else
+                sd_bus_unref(e->bus);
+        sd_bus_close_unref(e->lost_bus);
+        sd_bus_unref(e->api_bus);
         sd_event_unref(e->event);
         free(e->state_dir);
         free(e->step_binary);

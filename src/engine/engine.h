@@ -17,6 +17,7 @@ typedef struct EngineConfig {
         int sandbox; /* StepSandbox */
         uint64_t retention_usec;     /* ended runs older than this are removed; 0: kept */
         unsigned retention_max_runs; /* ended runs kept at most; 0: no limit */
+        bool systemd_private_socket; /* units started on systemd's private socket (as root) */
 } EngineConfig;
 
 /* Told about state changes, in order; for D-Bus signals, webhooks, flow-output triggers and
@@ -27,6 +28,8 @@ typedef struct EngineListener {
         void *userdata;
 } EngineListener;
 
+/* bus: the system bus; the engine talks to systemd on its private socket instead when it can
+ * (config->systemd_private_socket, as root), and on the system bus otherwise. */
 int engine_new(sd_event *event, sd_bus *bus, Store *store, const EngineConfig *config,
                Engine **ret);
 Engine *engine_free(Engine *e);

@@ -2,7 +2,8 @@
 # kill -9 of the daemon at other moments than test-engine-recovery: while a retry backoff is
 # pending (the backoff is kept across the restart), and while a unit is being started (systemd
 # gets the start only after the daemon is dead; the unit runs and is collected before the
-# daemon is back). Every attempt runs exactly once.
+# daemon is back). Every attempt runs exactly once. And systemd re-executed while units run: the
+# daemon loses systemd's private socket, goes on over the system bus and finds its units there.
 source "$(dirname "$0")/testbed.sh"
 tb_start
 tb_write /etc/arkevent.d/moments.yaml <<'YAML'
@@ -82,4 +83,30 @@ after" "each activity of the run executed once"
 assert_eq "$(tb_api GET "/api/v1/runs/$id3" | json '[a["attempts"] for a in d["activities"]]')" "[1, 1]" "attempts"
 assert_eq "$(tb_api GET "/api/v1/runs/$id3" | json 'd["output"]')" "once
 after" "output"
+
+# 3: systemd re-executed (daemon-reexec) while a step runs and a second run is being started.
+tb_write /etc/arkevent.d/reexec.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: across-reexec}
+spec:
+  steps:
+    - {name: long, run: "echo once >> ran; sleep 2; echo long"}
+    - {name: next, dependsOn: [long], run: "echo next >> ran; cat ran"}
+  output: "{{ .steps.next.output }}"
+YAML
+tb_wait_sh 10 "arkeventctl list-flows --no-legend | grep -q across-reexec"
+id4=$(tb_api POST /api/v1/runs -d '{"flow": "across-reexec"}' | json 'd["id"]')
+tb_wait 20 systemctl is-active "arkevent-$id4-0-1.service"
+cursor=$(tb_journal_cursor)
+tb_run systemctl daemon-reexec
+id5=$(tb_api POST /api/v1/runs -d '{"flow": "across-reexec"}' | json 'd["id"]')
+tb_wait_journal 20 "$cursor" "systemd closed its private socket"
+for r in "$id4" "$id5"; do
+        assert_eq "$(tb_wait_run "$r" 60)" Succeeded "run $r across systemd's re-execution"
+        assert_eq "$(tb_api GET "/api/v1/runs/$r" | json 'd["output"]')" "once
+next" "each activity of run $r executed once"
+done
+# And after it, over the system bus.
+id6=$(tb_api POST /api/v1/runs -d '{"flow": "blink"}' | json 'd["id"]')
+assert_eq "$(tb_wait_run "$id6" 30)" Succeeded "a run after systemd's re-execution"
 log "ok"
