@@ -70,6 +70,20 @@ static bool reply_from_lost_bus(sd_bus_message *reply)
         return sd_bus_is_open(sd_bus_message_get_bus(reply)) <= 0;
 }
 
+/* Errors that say systemd could not be asked just now (it is being re-executed, the bus is
+ * restarting), not anything about the unit. */
+static bool systemd_unreachable(const sd_bus_error *err)
+{
+        return sd_bus_error_has_names(err, SD_BUS_ERROR_SERVICE_UNKNOWN,
+                                      SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
+                                      SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_DISCONNECTED,
+                                      SD_BUS_ERROR_NO_SERVER, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                      "org.freedesktop.systemd1.ShuttingDown") ||
+               (err && err->name && startswith(err->name, "org.freedesktop.DBus.Error.Spawn."));
+}
+
+#define SYSTEMD_AGAIN_USEC (200 * USEC_PER_MSEC)
+
 #define PRUNE_INTERVAL_USEC (3600 * USEC_PER_SEC)
 #define PRUNE_SOON_USEC (2 * USEC_PER_SEC)
 #define PRUNE_BATCH 500
@@ -738,6 +752,10 @@ static void run_fail(Run *run, RunState final, const char *error)
         run->ending = true;
         run->final_state = final;
         (void) free_and_strdup(&run->error, error);
+        /* Written down with the activity that caused it: a restart before the run's end ends it
+         * the same way (recover_run()). */
+        (void) store_exec(run->engine->store, NULL, "UPDATE runs SET ending=?, error=? WHERE id=?",
+                          "ssi", run_state_to_string(final), run->error, run->id);
 }
 
 /* ---- units ------------------------------------------------------------------------------- */
@@ -803,6 +821,7 @@ static void activity_attempt_ended(Activity *a, ActivityState outcome, const cha
                                   "UPDATE activities SET next_attempt_usec=? WHERE id=?", "ii",
                                   (int64_t) a->next_attempt_usec, a->id);
                 activity_set_state(a, ACTIVITY_WAITING);
+                a->retry_source = sd_event_source_disable_unref(a->retry_source);
                 if (sd_event_add_time_relative(e->event, &a->retry_source, CLOCK_MONOTONIC,
                                                backoff, 0, on_retry, a) < 0)
                         on_retry(NULL, 0, a);
@@ -1138,6 +1157,38 @@ static bool activity_result_recorded(Activity *a)
         return probe && access(probe, F_OK) >= 0;
 }
 
+static void activity_adopt(Activity *a);
+
+static int on_ask_again(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Activity *a = userdata;
+
+        a->retry_source = sd_event_source_disable_unref(a->retry_source);
+        if (activity_state_is_active(a->state))
+                activity_adopt(a);
+        return 0;
+}
+
+/* When reply says systemd could not be reached, where a's unit stands is asked again in a moment
+ * (a start that may not have reached it is then sent again under the same unit name, which
+ * systemd refuses if it did): never guessed from the error. Returns whether that is so. */
+static bool activity_ask_again(Activity *a, const char *why)
+{
+        log_debug("Cannot reach systemd about %s (%s), asking again.", a->unit, why);
+        if (!a->retry_source &&
+            sd_event_add_time_relative(a->run->engine->event, &a->retry_source, CLOCK_MONOTONIC,
+                                       SYSTEMD_AGAIN_USEC, 0, on_ask_again, a) < 0)
+                return false;
+        return true;
+}
+
+static bool activity_ask_again_if_unreachable(Activity *a, sd_bus_message *reply)
+{
+        const sd_bus_error *err = sd_bus_message_get_error(reply);
+
+        return err && systemd_unreachable(err) && activity_ask_again(a, err->name);
+}
+
 static void activity_adopt_running(Activity *a)
 {
         if (a->state == ACTIVITY_STARTING)
@@ -1152,7 +1203,7 @@ static int on_adopt_failed(sd_bus_message *reply, void *userdata, sd_bus_error *
         a->start_slot = sd_bus_slot_unref(a->start_slot);
         if (reply_from_lost_bus(reply))
                 return 0;
-        if (!activity_state_is_active(a->state))
+        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) activity_read_properties(a, reply);
@@ -1169,7 +1220,7 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         a->start_slot = sd_bus_slot_unref(a->start_slot);
         if (reply_from_lost_bus(reply))
                 return 0;
-        if (!activity_state_is_active(a->state))
+        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) sd_bus_message_read(reply, "v", "s", &state);
@@ -1215,7 +1266,7 @@ static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error
         a->start_slot = sd_bus_slot_unref(a->start_slot);
         if (reply_from_lost_bus(reply))
                 return 0;
-        if (!activity_state_is_active(a->state))
+        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
                 return 0;
 
         if (sd_bus_message_is_method_error(reply, NULL) ||
@@ -1272,7 +1323,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         a->start_slot = sd_bus_slot_unref(a->start_slot);
         if (reply_from_lost_bus(reply))
                 return 0;
-        if (a->state != ACTIVITY_STARTING)
+        if (a->state != ACTIVITY_STARTING || activity_ask_again_if_unreachable(a, reply))
                 return 0;
 
         if (err && !sd_bus_error_has_name(err, "org.freedesktop.systemd1.UnitExists")) {
@@ -1294,7 +1345,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
 /* The paths an attempt's unit is given, owned by the caller of activity_unit_spec(). */
 typedef struct AttemptPaths {
-        char *output, *capture, *result, *input;
+        char *output, *capture, *result, *input, *script;
 } AttemptPaths;
 
 static void attempt_paths_done(AttemptPaths *p)
@@ -1303,6 +1354,7 @@ static void attempt_paths_done(AttemptPaths *p)
         free(p->capture);
         free(p->result);
         free(p->input);
+        free(p->script);
 }
 
 /* How the unit of a's current attempt is (or was) started: the engine's start and the unit
@@ -1316,6 +1368,7 @@ static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths
                 .output = activity_path(a, ".output"),
                 .capture = activity_path(a, ".stdout"),
                 .result = attempt_result_path(a),
+                .script = activity_path(a, ".sh"),
         };
         /* A step that runs as another user reads its own copy of the input (see
          * prepare_user_step()). */
@@ -1323,7 +1376,8 @@ static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths
                 paths->input = activity_path(a, ".input.json");
         else if (asprintf(&paths->input, "%s/meta/input.json", run->dir) < 0)
                 paths->input = NULL;
-        if (!paths->output || !paths->capture || !paths->result || !paths->input)
+        if (!paths->output || !paths->capture || !paths->result || !paths->input ||
+            !paths->script)
                 return -ENOMEM;
         *ret = (UnitSpec){
                 .unit = a->unit,
@@ -1338,6 +1392,7 @@ static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths
                 .output_path = paths->output,
                 .capture_path = paths->capture,
                 .result_path = paths->result,
+                .script_path = paths->script,
                 .step_binary = e->step_binary,
                 .output_max_bytes = e->config.output_max_bytes,
                 .template_ctx = ctx,
@@ -1367,7 +1422,8 @@ int engine_describe_unit(Activity *a, json_object **ret)
  * made traversable (not listable) for this run alone, the workspace is given to the first such
  * user while it is still root's (root steps keep their access), and the step gets its own
  * input copy and output files, owned by it and private to it. Other runs stay root's alone. */
-static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, char **ret_reason)
+static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, uid_t *ret_uid,
+                             gid_t *ret_gid, char **ret_reason)
 {
         _cleanup_free_ char *runs = NULL, *meta = NULL, *input = NULL, *data = NULL;
         struct passwd pwbuf, *pw = NULL;
@@ -1401,6 +1457,10 @@ static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, ch
                 r = prepare_output_file(paths->output, pw->pw_uid, pw->pw_gid);
         if (r >= 0)
                 r = prepare_output_file(paths->capture, pw->pw_uid, pw->pw_gid);
+        if (r >= 0) {
+                *ret_uid = pw->pw_uid;
+                *ret_gid = pw->pw_gid;
+        }
         return r;
 }
 
@@ -1411,7 +1471,10 @@ static int activity_start_unit(Activity *a)
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(json_object_putp) json_object *ctx = NULL;
         _cleanup_(attempt_paths_done) AttemptPaths paths = {};
+        _cleanup_free_ char *script = NULL;
         UnitSpec spec = {};
+        uid_t uid = (uid_t) -1;
+        gid_t gid = (gid_t) -1;
         int r;
 
         a->attempt++;
@@ -1435,7 +1498,7 @@ static int activity_start_unit(Activity *a)
         (void) unlink(paths.result);
         if (a->step->user) {
                 _cleanup_free_ char *reason = NULL;
-                r = prepare_user_step(run, a->step->user, &paths, &reason);
+                r = prepare_user_step(run, a->step->user, &paths, &uid, &gid, &reason);
                 if (r < 0) {
                         activity_attempt_ended(a, ACTIVITY_FAILED,
                                                reason ?: "cannot prepare the step's files");
@@ -1450,6 +1513,14 @@ static int activity_start_unit(Activity *a)
                                                "cannot prepare the output files");
                         return r;
                 }
+        }
+        /* The command as a file for /bin/sh, when it cannot go on the command line. */
+        r = unit_spec_script(&spec, &script);
+        if (r > 0)
+                r = write_private_file(paths.script, script, strlen(script), uid, gid);
+        if (r < 0) {
+                activity_attempt_ended(a, ACTIVITY_FAILED, "cannot write the step's script");
+                return r;
         }
 
         r = unit_start_message(e->bus, &spec, &m);
@@ -1529,6 +1600,12 @@ static void on_starts_committed(Store *s, int error, void *userdata)
                 r = activity_watch(a);
                 if (r >= 0)
                         r = sd_bus_call_async(e->bus, &a->start_slot, m, on_start_reply, a, 0);
+                /* The connection to systemd is going (systemd re-executed): where the start got
+                 * is found out again, and it is sent again if it got nowhere. */
+                if ((r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE || r == -ESHUTDOWN ||
+                     r == -ECONNREFUSED) &&
+                    activity_ask_again(a, strerror(-r)))
+                        continue;
                 if (r < 0) {
                         (void) asprintf(&reason, "cannot call systemd: %s", strerror(-r));
                         activity_attempt_ended(a, ACTIVITY_FAILED, reason);
@@ -2031,6 +2108,15 @@ static int recover_run(Engine *e, sqlite3_stmt *st)
         }
         sqlite3_reset(act);
 
+        /* Ending already (an activity failed, a cancel, its timeout): the same way. */
+        RunState ending = sqlite3_column_type(st, 11) == SQLITE_NULL
+                                  ? (RunState) -1
+                                  : run_state_from_string((const char *) sqlite3_column_text(st, 11));
+        if (ending >= 0) {
+                _cleanup_free_ char *error = store_column_strdup(st, 12);
+                run_fail(run, ending, error ?: "run ended");
+        }
+
         r = engine_add_run(e, run);
         if (r < 0)
                 return r;
@@ -2084,7 +2170,7 @@ int engine_recover(Engine *e)
 
         r = store_query(e->store, &st,
                         "SELECT id, name, namespace, flow, state, input, trigger, flow_yaml, "
-                        "created_usec, started_usec, trigger_ctx FROM runs "
+                        "created_usec, started_usec, trigger_ctx, ending, error FROM runs "
                         "WHERE state IN ('Pending', 'Running') ORDER BY id",
                         NULL);
         if (r < 0)
@@ -2115,6 +2201,11 @@ int engine_recover(Engine *e)
                                 e->n_units_in_flight++;
                                 run->n_active++;
                                 activity_adopt(a);
+                                /* A cancel or a timeout stops the units; the stop may not have
+                                 * reached systemd before the daemon died. (A failed activity
+                                 * lets its running siblings finish.) */
+                                if (run->ending && run->final_state != RUN_FAILED)
+                                        unit_stop(e, a->unit);
                         } else if (a->state == ACTIVITY_QUEUED) {
                                 (void) queue_push(e, a);
                         } else if (a->state == ACTIVITY_WAITING) {

@@ -226,9 +226,61 @@ static int container_argv(const UnitSpec *s, const char *binary, const char *ima
                         if (r >= 0)
                                 r = strv_extend(argv, b);
                 }
+        /* The command's script file (unit_spec_script()), at its own path. */
+        _cleanup_free_ char *text = NULL;
+        if (r >= 0 && s->script_path && unit_spec_script(s, &text) > 0) {
+                _cleanup_free_ char *dir = strdup(s->script_path), *b = NULL;
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (!slash)
+                        return -ENOMEM;
+                *slash = 0;
+                if (asprintf(&b, "%s:%s:ro", dir, dir) < 0)
+                        return -ENOMEM;
+                r = strv_extend(argv, "--bind");
+                if (r >= 0)
+                        r = strv_extend(argv, b);
+        }
         if (r >= 0)
                 r = strv_extend(argv, image);
         return r;
+}
+
+int unit_spec_script(const UnitSpec *s, char **ret_text)
+{
+        _cleanup_free_ char *text = NULL;
+        bool needed = false;
+        size_t n = 0;
+
+        if (!s->step->command) {
+                if (!strpbrk(strempty(s->step->run), "$\\"))
+                        return 0;
+                text = strdup(s->step->run);
+                if (!text)
+                        return -ENOMEM;
+                *ret_text = TAKE_PTR(text);
+                return 1;
+        }
+        STRV_FOREACH(c, s->step->command)
+                if (strpbrk(*c, "$\\"))
+                        needed = true;
+        if (!needed)
+                return 0;
+        /* exec 'ARG' 'ARG' ...: each argument single-quoted, its own ' as '\''. */
+        STRV_FOREACH(c, s->step->command)
+                n += 3 + strlen(*c) * 4;
+        text = malloc(n + sizeof("exec\n"));
+        if (!text)
+                return -ENOMEM;
+        char *p = stpcpy(text, "exec");
+        STRV_FOREACH(c, s->step->command) {
+                p = stpcpy(p, " '");
+                for (const char *q = *c; *q; q++)
+                        p = *q == '\'' ? stpcpy(p, "'\\''") : (*p = *q, p + 1);
+                *p++ = '\'';
+        }
+        strcpy(p, "\n");
+        *ret_text = TAKE_PTR(text);
+        return 1;
 }
 
 static int build_env(const UnitSpec *s, char ***ret)
@@ -281,7 +333,7 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_strv_free_ char **env = NULL, **argv = NULL;
-        _cleanup_free_ char *desc = NULL, *max = NULL, *container_bin = NULL;
+        _cleanup_free_ char *desc = NULL, *max = NULL, *container_bin = NULL, *script = NULL;
         const char *image = s->step->image ?: s->flow_def->image;
         const char *rt_name = s->step->runtime ?: s->flow_def->runtime;
         const char *mount = s->flow_def->mount_path;
@@ -375,7 +427,16 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 if (r < 0)
                         return r;
         }
-        if (s->step->command)
+        r = unit_spec_script(s, &script);
+        if (r < 0)
+                return r;
+        if (r > 0 && s->script_path) {
+                r = strv_extend(&argv, "/bin/sh");
+                if (r >= 0)
+                        r = strv_extend(&argv, s->script_path);
+                if (r < 0)
+                        return r;
+        } else if (s->step->command)
                 STRV_FOREACH(c, s->step->command) {
                         r = strv_extend(&argv, *c);
                         if (r < 0)

@@ -150,6 +150,9 @@ static const char *const migrations[] = {
         ");",
         /* 3 -> 4: what a trigger's templates see (.trigger), for the steps left after a restart */
         "ALTER TABLE runs ADD COLUMN trigger_ctx TEXT;",
+        /* 4 -> 5: how a run that is ending will end (a failed activity, a cancel, its timeout)
+         * while activities still run, so a restart ends it the same way */
+        "ALTER TABLE runs ADD COLUMN ending TEXT;",
 };
 
 static int sqlite_to_errno(int rc)

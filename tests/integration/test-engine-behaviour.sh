@@ -71,7 +71,9 @@ spec:
   steps:
     - name: echo
       inputs: {x: "{{ .pipeline.input.x }}"}
-      run: printf '%s' "$INPUT_X" > "$ARKEVENT_OUTPUT"; ls
+      run: printf '%s' "${INPUT_X}" > "$ARKEVENT_OUTPUT"; ls
+    - name: literal
+      command: {entrypoint: /bin/echo, arguments: ['$HOME ${INPUT_X} $$ \ it''s']}
 ---
 kind: ArkFlow
 metadata: {name: as-user}
@@ -170,6 +172,8 @@ assert_eq "$(tb_wait_run "$r_quota")" Succeeded "quota run"
 assert_eq "$(tb_wait_run "$r_echo")" Succeeded "echo run"
 out=$(get "$r_echo" | json 'd["activities"][0]["output"]')
 assert_eq "$out" "$weird" "payload with shell metacharacters"
+assert_eq "$(get "$r_echo" | json 'd["activities"][1]["output"]')" '$HOME ${INPUT_X} $$ \ it'"'"'s' \
+        "command arguments reach the command as written"
 ws=$(tb_run ls "/var/lib/arkevent/runs/$r_echo/workspace")
 assert_not_contains "$ws" pwned "workspace"
 # As another user (User=): the step reaches its workspace (given to it, root's files

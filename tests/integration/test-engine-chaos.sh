@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 of the daemon at random moments, again and again, while runs of three DAG flows are
-# submitted and going: a diamond passing data along, a step that succeeds on its retry, and a
+# kill -9 of the daemon at random moments, again and again (and systemd re-executed once), while
+# runs of three DAG flows are submitted and going: a diamond passing data along, a step that succeeds on its retry, and a
 # failure that skips its dependent while an independent step finishes. Every step writes
 # "run activity attempt" to a ledger when it starts. Afterwards every accepted run has its
 # expected end state and outputs, every attempt the store records ran exactly once (ledger and
@@ -117,8 +117,14 @@ while [ "$kills" -lt 6 ]; do
         # Six crashes in a row would trip the start limit; an operator resets it.
         tb_run systemctl reset-failed arkevent.service 2>/dev/null || true
         tb_wait 30 curl -sf -o /dev/null http://127.0.0.1:8092/healthz
+        # Once, systemd itself is re-executed too: the daemon loses systemd's private socket and
+        # goes on over the system bus.
+        if [ "$kills" = 3 ]; then
+                sleep "0.$((RANDOM % 10))"
+                tb_run systemctl daemon-reexec
+        fi
 done
-log "killed the daemon $kills times"
+log "killed the daemon $kills times, re-executed systemd once"
 wait "$client"
 
 # All accepted runs end.
@@ -140,15 +146,33 @@ import json, sqlite3
 db = sqlite3.connect('file:/var/lib/arkevent/arkevent.db?mode=ro', uri=True)
 runs = {r[0]: {'flow': r[1], 'state': r[2], 'output': r[3], 'acts': {}}
         for r in db.execute(\"SELECT id, flow, state, output FROM runs WHERE flow IN ('diamond', 'flaky', 'broken')\")}
-for run, name, state, attempts, output in db.execute('SELECT run_id, name, state, attempts, output FROM activities'):
+for run, name, state, attempts, output, reason in db.execute('SELECT run_id, name, state, attempts, output, reason FROM activities'):
     if run in runs:
-        runs[run]['acts'][name] = {'state': state, 'attempts': attempts, 'output': output}
+        runs[run]['acts'][name] = {'state': state, 'attempts': attempts, 'output': output, 'reason': reason}
+for run, name, number, state, result in db.execute('SELECT a.run_id, a.name, t.number, t.state, t.result FROM attempts t JOIN activities a ON a.id = t.activity_id'):
+    if run in runs:
+        runs[run]['acts'][name].setdefault('attemptList', []).append([number, state, result])
 print(json.dumps(runs))" >"$TB_DIR/store.json"
 tb_journal -o cat | grep -o '^Started arkevent-[0-9]*-[0-9]*-[0-9]*\.service' >"$TB_DIR/started" || true
 
-python3 - "$TB_DIR" <<'PY' || fail "a run ended wrong, or an attempt ran other than once"
+check_failed() { # what the journal and the run's files say of the runs the check named, then fail
+        local id
+        for id in $(sort -un "$TB_DIR/bad-runs" 2>/dev/null | head -5); do
+                log "---- run $id"
+                tb_journal -o short-monotonic ARKEVENT_RUN="$id" >&2 || true
+                tb_journal -o short-monotonic | grep -E "arkevent-$id-|Run $id " >&2 || true
+                tb_run sh -c "cd /var/lib/arkevent/runs/$id/meta && for f in *; do echo \"== \$f\"; cat \"\$f\"; echo; done" >&2 || true
+                grep -E "^$id " "$TB_DIR/ledger" >&2 || true
+        done
+        tb_journal -o short-monotonic | grep -E "private socket|Reexecut|arkeventd\[[0-9]+\]: arkevent .* started" >&2 || true
+        fail "a run ended wrong, or an attempt ran other than once"
+}
+python3 - "$TB_DIR" <<'PY' || check_failed
 import collections, json, os, sys
 d = sys.argv[1]
+def note_bad(rid):  # its journal is shown if the check fails
+    with open(os.path.join(d, "bad-runs"), "a") as f:
+        f.write("%s\n" % rid)
 recs = [json.loads(l) for l in open(os.path.join(d, "accepted.jsonl"))]
 store = {int(k): v for k, v in json.load(open(os.path.join(d, "store.json"))).items()}
 ledger = collections.Counter(tuple(l.split()) for l in open(os.path.join(d, "ledger")) if l.strip())
@@ -167,20 +191,22 @@ for rec in accepted:
     run = store.get(rec["id"])
     assert run, "accepted run %d is missing" % rec["id"]
     assert run["flow"] == rec["flow"], (rec, run["flow"])
-for rid, run in store.items():
+def ended_as_expected(rid, run):
     acts = run["acts"]
     if run["flow"] == "diamond":
-        assert run["state"] == "Succeeded", (rid, run)
-        assert run["output"] == "b:x%d c:x%d" % (rid, rid), (rid, run["output"])
-        assert all(a["state"] == "Succeeded" and a["attempts"] == 1 for a in acts.values()), (rid, acts)
-    elif run["flow"] == "flaky":
-        assert run["state"] == "Succeeded", (rid, run)
-        assert acts["f"]["attempts"] == 2 and acts["f"]["output"] == "second", (rid, acts)
-    else:
-        assert run["state"] == "Failed", (rid, run)
-        assert acts["bad"]["state"] == "Failed" and acts["bad"]["attempts"] == 1, (rid, acts)
-        assert acts["after"]["state"] == "Skipped" and acts["after"]["attempts"] == 0, (rid, acts)
-        assert acts["side"]["state"] == "Succeeded", (rid, acts)
+        return (run["state"] == "Succeeded" and run["output"] == "b:x%d c:x%d" % (rid, rid) and
+                all(a["state"] == "Succeeded" and a["attempts"] == 1 for a in acts.values()))
+    if run["flow"] == "flaky":
+        return (run["state"] == "Succeeded" and acts["f"]["attempts"] == 2 and
+                acts["f"]["output"] == "second")
+    return (run["state"] == "Failed" and
+            acts["bad"]["state"] == "Failed" and acts["bad"]["attempts"] == 1 and
+            acts["after"]["state"] == "Skipped" and acts["after"]["attempts"] == 0 and
+            acts["side"]["state"] == "Succeeded")
+wrong = [(rid, run) for rid, run in store.items() if not ended_as_expected(rid, run)]
+for rid, _ in wrong:
+    note_bad(rid)
+assert not wrong, "runs that ended wrong: %s" % wrong[:3]
 
 # Every attempt the store counts ran exactly once, and nothing else ran.
 want = collections.Counter()
@@ -189,10 +215,13 @@ for rid, run in store.items():
         for n in range(1, a["attempts"] + 1):
             want[(str(rid), name, str(n))] += 1
 twice = [k for k, n in ledger.items() if n > 1]
-assert not twice, "attempts that ran twice: %s" % twice[:5]
 missing = [k for k in want if k not in ledger]
-assert not missing, "attempts recorded but never run: %s" % missing[:5]
 extra = [k for k in ledger if k not in want]
+for k in twice + missing + extra:
+    note_bad(k[0])
+assert not twice, "attempts that ran twice: %s" % twice[:5]
+assert not missing, "attempts recorded but never run: %s (%s)" % (
+    missing[:5], [store[int(k[0])]["acts"][k[1]] for k in missing[:5]])
 assert not extra, "attempts that ran but are not in the store: %s" % extra[:5]
 dups = [u for u, n in started.items() if n > 1]
 assert not dups, "units started twice: %s" % dups[:5]

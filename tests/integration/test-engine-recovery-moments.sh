@@ -109,4 +109,45 @@ done
 # And after it, over the system bus.
 id6=$(tb_api POST /api/v1/runs -d '{"flow": "blink"}' | json 'd["id"]')
 assert_eq "$(tb_wait_run "$id6" 30)" Succeeded "a run after systemd's re-execution"
+
+# 4: killed after an activity failed while its sibling still runs: the run still ends Failed,
+# with the failed activity's reason. 5: killed right after a cancel, with systemd held so the
+# stop has not reached it: the restarted daemon stops the unit, and the run ends Cancelled.
+tb_write /etc/arkevent.d/ending.yaml <<'YAML'
+kind: ArkFlow
+metadata: {name: half-failed}
+spec:
+  steps:
+    - {name: bad, run: "exit 4"}
+    - {name: side, run: "sleep 3; echo side"}
+---
+kind: ArkFlow
+metadata: {name: long}
+spec:
+  steps:
+    - {name: wait, run: "sleep 30"}
+YAML
+tb_wait_sh 10 "arkeventctl list-flows --no-legend | grep -q half-failed"
+id7=$(tb_api POST /api/v1/runs -d '{"flow": "half-failed"}' | json 'd["id"]')
+tb_wait_sh 20 "curl -s -H 'Authorization: Bearer $(tb_api_token)' http://127.0.0.1:8092/api/v1/runs/$id7 | grep -q '\"state\":\"Failed\"'"
+tb_run kill -9 "$(daemon_pid)"
+tb_run systemctl reset-failed arkevent.service
+tb_wait 30 curl -sf http://127.0.0.1:8092/healthz
+assert_eq "$(tb_wait_run "$id7" 60)" Failed "run with a failed activity, across a restart"
+assert_contains "$(tb_api GET "/api/v1/runs/$id7" | json 'd["error"]')" "activity bad failed" "its error"
+assert_eq "$(tb_api GET "/api/v1/runs/$id7" | json 'd["activities"][1]["state"]')" Succeeded "the sibling finished"
+
+id8=$(tb_api POST /api/v1/runs -d '{"flow": "long"}' | json 'd["id"]')
+tb_wait 20 systemctl is-active "arkevent-$id8-0-1.service"
+kill -STOP "$TB_PID"
+resumed=0
+tb_curl -X DELETE -o /dev/null -H "Authorization: Bearer $(tb_api_token)" \
+        "http://127.0.0.1:8092/api/v1/runs/$id8" || { trap_cont; fail "cancel while systemd is held"; }
+tb_run kill -9 "$(daemon_pid)" || { trap_cont; fail "kill"; }
+kill -CONT "$TB_PID"
+resumed=1
+tb_run systemctl reset-failed arkevent.service
+tb_wait 30 curl -sf http://127.0.0.1:8092/healthz
+assert_eq "$(tb_wait_run "$id8" 30)" Cancelled "run cancelled just before a restart"
+tb_wait 10 sh -c "! systemctl is-active arkevent-$id8-0-1.service"
 log "ok"
