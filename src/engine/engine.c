@@ -27,6 +27,8 @@ struct Engine {
         sd_bus *api_bus;    /* the system bus */
         sd_bus *lost_bus;   /* the private socket after systemd closed it */
         bool direct;        /* bus is systemd's private socket (a peer, not a bus daemon) */
+        sd_bus_slot *subscribe_slot;         /* Subscribe on the system bus after the switch */
+        sd_event_source *subscribe_again;    /* ... and its retry while systemd is away */
         Store *store;
         EngineConfig config;
         char *state_dir;
@@ -2288,6 +2290,8 @@ static void engine_prune_soon(Engine *e)
 /* ---- systemd's connection ---------------------------------------------------------------- */
 
 static int on_systemd_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+static void engine_subscribe_again(Engine *e);
+static int on_subscribe_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* systemd's private socket, as systemctl uses it as root: no bus daemon in between (a call or
  * a signal is one hop instead of two, and systemd need not ask the bus who the caller is), and
@@ -2335,25 +2339,65 @@ static int on_systemd_disconnected(sd_bus_message *m, void *userdata, sd_bus_err
         e->direct = false;
         e->match_slot = sd_bus_slot_unref(e->match_slot);
         e->n_unit_matches = e->n_watched_by_all = 0;
-        (void) sd_bus_call_method_async(e->bus, NULL, "org.freedesktop.systemd1",
-                                        "/org/freedesktop/systemd1",
-                                        "org.freedesktop.systemd1.Manager", "Subscribe", NULL,
-                                        NULL, NULL);
+        for (size_t i = 0; i < e->n_runs; i++)
+                for (size_t k = 0; k < e->runs[i]->n_activities; k++) {
+                        Activity *a = &e->runs[i]->activities[k];
+                        a->watch_slot = sd_bus_slot_unref(a->watch_slot);
+                        a->watched_by_all = false;
+                }
+        engine_subscribe_again(e);
+        return 0;
+}
+
+/* On the system bus systemd sends unit signals only to subscribers; while it is re-executed it
+ * is not there to subscribe to, so this is tried until it answers. Then every unit of ours still
+ * going is found out again (after the subscription, so nothing it says is missed). */
+static int on_subscribed_again(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        Engine *e = userdata;
+
+        e->subscribe_slot = sd_bus_slot_unref(e->subscribe_slot);
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                log_debug("Cannot subscribe to systemd yet (%s), trying again.",
+                          sd_bus_message_get_error(reply)->message);
+                if (sd_event_add_time_relative(e->event, &e->subscribe_again, CLOCK_MONOTONIC,
+                                               SYSTEMD_AGAIN_USEC, 0, on_subscribe_timer,
+                                               e) >= 0)
+                        return 0;
+        }
         for (size_t i = 0; i < e->n_runs; i++) {
                 Run *run = e->runs[i];
                 for (size_t k = 0; k < run->n_activities; k++) {
                         Activity *a = &run->activities[k];
 
-                        a->watch_slot = sd_bus_slot_unref(a->watch_slot);
-                        a->watched_by_all = false;
                         if (a->state != ACTIVITY_RUNNING && a->state != ACTIVITY_STARTING)
                                 continue;
                         activity_adopt(a);
-                        if (run->ending) /* the stop may have been lost with the socket */
+                        /* A cancel's or a timeout's stop may have been lost with the socket. */
+                        if (run->ending && run->final_state != RUN_FAILED)
                                 unit_stop(e, a->unit);
                 }
         }
         return 0;
+}
+
+static int on_subscribe_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Engine *e = userdata;
+
+        e->subscribe_again = sd_event_source_disable_unref(e->subscribe_again);
+        engine_subscribe_again(e);
+        return 0;
+}
+
+static void engine_subscribe_again(Engine *e)
+{
+        e->subscribe_slot = sd_bus_slot_unref(e->subscribe_slot);
+        if (sd_bus_call_method_async(e->bus, &e->subscribe_slot, "org.freedesktop.systemd1",
+                                     "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "Subscribe",
+                                     on_subscribed_again, e, NULL) < 0)
+                log_warning("Cannot subscribe to systemd's signals on the system bus.");
 }
 
 /* ---- setup ------------------------------------------------------------------------------- */
@@ -2429,6 +2473,8 @@ Engine *engine_free(Engine *e)
         free(e->listeners);
         sd_event_source_disable_unref(e->prune_source);
         sd_bus_slot_unref(e->match_slot);
+        sd_bus_slot_unref(e->subscribe_slot);
+        sd_event_source_disable_unref(e->subscribe_again);
         if (e->direct)
                 sd_bus_flush_close_unref(e->bus);
         else
