@@ -1184,11 +1184,29 @@ static bool activity_ask_again(Activity *a, const char *why)
         return true;
 }
 
-static bool activity_ask_again_if_unreachable(Activity *a, sd_bus_message *reply)
+/* A reply that is no answer about a's unit: the connection it was asked on is gone (what was
+ * asked is found out again on the next one, engine's on_subscribed_again()), or systemd could not
+ * be reached (asked again in a moment). */
+static bool activity_reply_unanswered(Activity *a, sd_bus_message *reply)
 {
         const sd_bus_error *err = sd_bus_message_get_error(reply);
 
-        return err && systemd_unreachable(err) && activity_ask_again(a, err->name);
+        if (reply_from_lost_bus(reply))
+                return true;
+        return activity_state_is_active(a->state) && err && systemd_unreachable(err) &&
+               activity_ask_again(a, err->name);
+}
+
+/* After a restart or a lost connection to systemd: where a's unit stands is found out again,
+ * and a cancel's or a timeout's stop, which may have been lost, is sent again. (A failed
+ * activity lets its running siblings finish.) */
+static void activity_readopt(Activity *a)
+{
+        Run *run = a->run;
+
+        activity_adopt(a);
+        if (run->ending && run->final_state != RUN_FAILED)
+                unit_stop(run->engine, a->unit);
 }
 
 static void activity_adopt_running(Activity *a)
@@ -1203,9 +1221,7 @@ static int on_adopt_failed(sd_bus_message *reply, void *userdata, sd_bus_error *
         Activity *a = userdata;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (reply_from_lost_bus(reply))
-                return 0;
-        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
+        if (activity_reply_unanswered(a, reply) || !activity_state_is_active(a->state))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) activity_read_properties(a, reply);
@@ -1220,9 +1236,7 @@ static int on_adopt_state(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const char *state = NULL;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (reply_from_lost_bus(reply))
-                return 0;
-        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
+        if (activity_reply_unanswered(a, reply) || !activity_state_is_active(a->state))
                 return 0;
         if (!sd_bus_message_is_method_error(reply, NULL))
                 (void) sd_bus_message_read(reply, "v", "s", &state);
@@ -1266,9 +1280,7 @@ static int on_adopt_get_unit(sd_bus_message *reply, void *userdata, sd_bus_error
         int r;
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (reply_from_lost_bus(reply))
-                return 0;
-        if (!activity_state_is_active(a->state) || activity_ask_again_if_unreachable(a, reply))
+        if (activity_reply_unanswered(a, reply) || !activity_state_is_active(a->state))
                 return 0;
 
         if (sd_bus_message_is_method_error(reply, NULL) ||
@@ -1323,9 +1335,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const sd_bus_error *err = sd_bus_message_get_error(reply);
 
         a->start_slot = sd_bus_slot_unref(a->start_slot);
-        if (reply_from_lost_bus(reply))
-                return 0;
-        if (a->state != ACTIVITY_STARTING || activity_ask_again_if_unreachable(a, reply))
+        if (activity_reply_unanswered(a, reply) || a->state != ACTIVITY_STARTING)
                 return 0;
 
         if (err && !sd_bus_error_has_name(err, "org.freedesktop.systemd1.UnitExists")) {
@@ -1394,7 +1404,7 @@ static int activity_unit_spec(Activity *a, json_object *ctx, AttemptPaths *paths
                 .output_path = paths->output,
                 .capture_path = paths->capture,
                 .result_path = paths->result,
-                .script_path = paths->script,
+                .script_path = step_needs_script(a->step) ? paths->script : NULL,
                 .step_binary = e->step_binary,
                 .output_max_bytes = e->config.output_max_bytes,
                 .template_ctx = ctx,
@@ -1420,6 +1430,13 @@ int engine_describe_unit(Activity *a, json_object **ret)
         return unit_start_describe(a->run->engine->bus, &spec, ret);
 }
 
+/* $ARKEVENT_INPUT's text: the run's effective input as JSON. */
+static const char *run_input_text(Run *run)
+{
+        return json_object_to_json_string_ext(run->input, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
 /* A step with user: runs as that user, who must reach its files: the run's directories are
  * made traversable (not listable) for this run alone, the workspace is given to the first such
  * user while it is still root's (root steps keep their access), and the step gets its own
@@ -1427,11 +1444,11 @@ int engine_describe_unit(Activity *a, json_object **ret)
 static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, uid_t *ret_uid,
                              gid_t *ret_gid, char **ret_reason)
 {
-        _cleanup_free_ char *runs = NULL, *meta = NULL, *input = NULL, *data = NULL;
+        _cleanup_free_ char *runs = NULL, *meta = NULL;
         struct passwd pwbuf, *pw = NULL;
+        const char *input;
         char buf[4096];
         struct stat st;
-        size_t size;
         int r;
 
         r = getpwnam_r(user, &pwbuf, buf, sizeof(buf), &pw);
@@ -1440,8 +1457,7 @@ static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, ui
                 return r > 0 ? -r : -ESRCH;
         }
         if (asprintf(&runs, "%s/runs", run->engine->state_dir) < 0 ||
-            asprintf(&meta, "%s/meta", run->dir) < 0 ||
-            asprintf(&input, "%s/meta/input.json", run->dir) < 0)
+            asprintf(&meta, "%s/meta", run->dir) < 0)
                 return -ENOMEM;
         if (chmod(run->engine->state_dir, 0711) < 0 || chmod(runs, 0711) < 0 ||
             chmod(run->dir, 0711) < 0 || chmod(meta, 0711) < 0)
@@ -1451,10 +1467,8 @@ static int prepare_user_step(Run *run, const char *user, AttemptPaths *paths, ui
         if (st.st_uid == 0 && pw->pw_uid != 0 &&
             chown(run->workspace, pw->pw_uid, pw->pw_gid) < 0)
                 return -errno;
-        r = read_file_capped(input, SIZE_MAX, &data, &size);
-        if (r < 0)
-                return r;
-        r = write_private_file(paths->input, data, size, pw->pw_uid, pw->pw_gid);
+        input = run_input_text(run);
+        r = write_private_file(paths->input, input, strlen(input), pw->pw_uid, pw->pw_gid);
         if (r >= 0)
                 r = prepare_output_file(paths->output, pw->pw_uid, pw->pw_gid);
         if (r >= 0)
@@ -1517,9 +1531,11 @@ static int activity_start_unit(Activity *a)
                 }
         }
         /* The command as a file for /bin/sh, when it cannot go on the command line. */
-        r = unit_spec_script(&spec, &script);
-        if (r > 0)
-                r = write_private_file(paths.script, script, strlen(script), uid, gid);
+        if (spec.script_path) {
+                r = step_script_text(a->step, &script);
+                if (r >= 0)
+                        r = write_private_file(spec.script_path, script, strlen(script), uid, gid);
+        }
         if (r < 0) {
                 activity_attempt_ended(a, ACTIVITY_FAILED, "cannot write the step's script");
                 return r;
@@ -1780,10 +1796,7 @@ static int run_prepare_dirs(Run *run, bool recovering)
         if (r < 0)
                 return r;
         if (recovering || access(input, F_OK) < 0) {
-                r = write_input_file(input,
-                                     json_object_to_json_string_ext(
-                                             run->input, JSON_C_TO_STRING_PLAIN |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+                r = write_input_file(input, run_input_text(run));
                 if (r < 0)
                         return r;
         }
@@ -2202,12 +2215,7 @@ int engine_recover(Engine *e)
                                  * may have ended and been collected since: ask first. */
                                 e->n_units_in_flight++;
                                 run->n_active++;
-                                activity_adopt(a);
-                                /* A cancel or a timeout stops the units; the stop may not have
-                                 * reached systemd before the daemon died. (A failed activity
-                                 * lets its running siblings finish.) */
-                                if (run->ending && run->final_state != RUN_FAILED)
-                                        unit_stop(e, a->unit);
+                                activity_readopt(a);
                         } else if (a->state == ACTIVITY_QUEUED) {
                                 (void) queue_push(e, a);
                         } else if (a->state == ACTIVITY_WAITING) {
@@ -2327,7 +2335,7 @@ static int systemd_connect_private(Engine *e, sd_bus **ret)
 
 /* systemd closed its private socket (re-executed, or going down): the system bus from now on,
  * and every unit of ours still going is found out again there, as after a restart. Answers
- * the lost connection owed are not taken as answers (reply_from_lost_bus()). */
+ * the lost connection owed are not taken as answers (activity_reply_unanswered()). */
 static int on_systemd_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
         Engine *e = userdata;
@@ -2370,12 +2378,8 @@ static int on_subscribed_again(sd_bus_message *reply, void *userdata, sd_bus_err
                 for (size_t k = 0; k < run->n_activities; k++) {
                         Activity *a = &run->activities[k];
 
-                        if (a->state != ACTIVITY_RUNNING && a->state != ACTIVITY_STARTING)
-                                continue;
-                        activity_adopt(a);
-                        /* A cancel's or a timeout's stop may have been lost with the socket. */
-                        if (run->ending && run->final_state != RUN_FAILED)
-                                unit_stop(e, a->unit);
+                        if (a->state == ACTIVITY_RUNNING || a->state == ACTIVITY_STARTING)
+                                activity_readopt(a);
                 }
         }
         return 0;

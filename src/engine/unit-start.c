@@ -226,9 +226,8 @@ static int container_argv(const UnitSpec *s, const char *binary, const char *ima
                         if (r >= 0)
                                 r = strv_extend(argv, b);
                 }
-        /* The command's script file (unit_spec_script()), at its own path. */
-        _cleanup_free_ char *text = NULL;
-        if (r >= 0 && s->script_path && unit_spec_script(s, &text) > 0) {
+        /* The command's script file (step_needs_script()), at its own path. */
+        if (r >= 0 && s->script_path) {
                 _cleanup_free_ char *dir = strdup(s->script_path), *b = NULL;
                 char *slash = dir ? strrchr(dir, '/') : NULL;
                 if (!slash)
@@ -245,42 +244,44 @@ static int container_argv(const UnitSpec *s, const char *binary, const char *ima
         return r;
 }
 
-int unit_spec_script(const UnitSpec *s, char **ret_text)
+bool step_needs_script(const Step *step)
 {
-        _cleanup_free_ char *text = NULL;
-        bool needed = false;
+        if (!step->command)
+                return strpbrk(strempty(step->run), "$\\");
+        STRV_FOREACH(c, step->command)
+                if (strpbrk(*c, "$\\"))
+                        return true;
+        return false;
+}
+
+int step_script_text(const Step *step, char **ret_text)
+{
+        char *text, *p;
         size_t n = 0;
 
-        if (!s->step->command) {
-                if (!strpbrk(strempty(s->step->run), "$\\"))
-                        return 0;
-                text = strdup(s->step->run);
+        if (!step->command) {
+                text = strdup(strempty(step->run));
                 if (!text)
                         return -ENOMEM;
-                *ret_text = TAKE_PTR(text);
-                return 1;
-        }
-        STRV_FOREACH(c, s->step->command)
-                if (strpbrk(*c, "$\\"))
-                        needed = true;
-        if (!needed)
+                *ret_text = text;
                 return 0;
+        }
         /* exec 'ARG' 'ARG' ...: each argument single-quoted, its own ' as '\''. */
-        STRV_FOREACH(c, s->step->command)
+        STRV_FOREACH(c, step->command)
                 n += 3 + strlen(*c) * 4;
         text = malloc(n + sizeof("exec\n"));
         if (!text)
                 return -ENOMEM;
-        char *p = stpcpy(text, "exec");
-        STRV_FOREACH(c, s->step->command) {
+        p = stpcpy(text, "exec");
+        STRV_FOREACH(c, step->command) {
                 p = stpcpy(p, " '");
                 for (const char *q = *c; *q; q++)
                         p = *q == '\'' ? stpcpy(p, "'\\''") : (*p = *q, p + 1);
                 *p++ = '\'';
         }
         strcpy(p, "\n");
-        *ret_text = TAKE_PTR(text);
-        return 1;
+        *ret_text = text;
+        return 0;
 }
 
 static int build_env(const UnitSpec *s, char ***ret)
@@ -333,7 +334,7 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_strv_free_ char **env = NULL, **argv = NULL;
-        _cleanup_free_ char *desc = NULL, *max = NULL, *container_bin = NULL, *script = NULL;
+        _cleanup_free_ char *desc = NULL, *max = NULL, *container_bin = NULL;
         const char *image = s->step->image ?: s->flow_def->image;
         const char *rt_name = s->step->runtime ?: s->flow_def->runtime;
         const char *mount = s->flow_def->mount_path;
@@ -427,10 +428,7 @@ int unit_start_message(sd_bus *bus, const UnitSpec *s, sd_bus_message **ret)
                 if (r < 0)
                         return r;
         }
-        r = unit_spec_script(s, &script);
-        if (r < 0)
-                return r;
-        if (r > 0 && s->script_path) {
+        if (s->script_path) {
                 r = strv_extend(&argv, "/bin/sh");
                 if (r >= 0)
                         r = strv_extend(&argv, s->script_path);

@@ -33,7 +33,7 @@ typedef struct UnitSpec {
         const char *output_path;  /* $ARKEVENT_OUTPUT */
         const char *capture_path; /* standard output copy */
         const char *result_path;  /* written by the wrapper or ExecStopPost= */
-        const char *script_path;  /* the command as a /bin/sh file, when unit_spec_script() says */
+        const char *script_path;  /* the command as a /bin/sh file (step_needs_script()), or NULL */
         const char *step_binary;
         uint64_t output_max_bytes;
         json_object *template_ctx; /* for inputs: and env: */
@@ -42,10 +42,11 @@ typedef struct UnitSpec {
 
 /* systemd substitutes "${NAME}" in ExecStart= from the unit's environment (a payload would become
  * shell syntax), turns "$$" into "$" and drops backslashes, and systemd 252 mangles "$" when it
- * reads a transient unit back (daemon-reload, daemon-reexec). So a command line with "$" or "\"
- * goes to /bin/sh as a file (spec->script_path) instead: returns 1 with the file's text, 0 when
- * the command line can go as it is. */
-int unit_spec_script(const UnitSpec *spec, char **ret_text);
+ * reads a transient unit back (daemon-reload, daemon-reexec). So a command line with "$" or "\\"
+ * goes to /bin/sh as a file instead (spec->script_path, set only then). */
+bool step_needs_script(const Step *step);
+/* The text of that file: the run: script, or an exec line of the command, each argument quoted. */
+int step_script_text(const Step *step, char **ret_text);
 
 /* Builds the StartTransientUnit method call for spec. */
 int unit_start_message(sd_bus *bus, const UnitSpec *spec, sd_bus_message **ret);
